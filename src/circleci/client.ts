@@ -1,0 +1,122 @@
+import { ConnectorError, transientError } from '../errors.js';
+import { getJson, type Attempt } from './http.js';
+import { Limiter } from './limiter.js';
+import { DEFAULT_RETRY_POLICY, backoffMs, serverWaitMs, sleep, type RetryPolicy } from './retry.js';
+
+/** A final, non-retryable answer (401, 403, 404, ...). */
+export class HttpError extends ConnectorError {
+  constructor(
+    readonly status: number,
+    readonly endpoint: string,
+    readonly serverMessage: string,
+  ) {
+    super(`GET ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
+    this.name = 'HttpError';
+  }
+}
+
+export interface RetryEvent {
+  endpoint: string;
+  attempt: number;
+  waitMs: number;
+  /** What went wrong: "HTTP 503", "ECONNRESET", ... */
+  reason: string;
+  rateLimited: boolean;
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  token: string;
+  maxConcurrency: number;
+  policy?: RetryPolicy;
+  onRetry?: (e: RetryEvent) => void;
+}
+
+interface Page {
+  items: unknown[];
+  next_page_token?: string | null;
+}
+
+function isPage(body: unknown): body is Page {
+  if (typeof body !== 'object' || body === null || !Array.isArray((body as Page).items)) return false;
+  const token = (body as Page).next_page_token;
+  return token === undefined || token === null || typeof token === 'string';
+}
+
+const messageOf = (body: unknown): string => {
+  const m = (body as { message?: unknown; error?: unknown } | undefined);
+  const text = typeof m?.message === 'string' ? m.message : typeof m?.error === 'string' ? m.error : '';
+  return text.slice(0, 200);
+};
+
+/** CircleCI API v2: auth, the retry policy, the global concurrency limit and pagination. */
+export class CircleCIClient {
+  /** HTTP attempts made, retries included. */
+  requests = 0;
+  private readonly limiter: Limiter;
+  private readonly policy: RetryPolicy;
+  private readonly tokenHost: string;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.limiter = new Limiter(opts.maxConcurrency);
+    this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
+    this.tokenHost = new URL(opts.baseUrl).host;
+  }
+
+  /** GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers. */
+  async get(path: string, query: Record<string, string | undefined> = {}): Promise<unknown> {
+    const url = new URL(this.opts.baseUrl + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const result: Attempt = await this.limiter.run(() => getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs));
+      this.requests++;
+      if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
+      if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
+        throw new HttpError(result.status, path, messageOf(result.body));
+      }
+      const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
+      const elapsed = Date.now() - started;
+      if (attempt >= this.policy.maxAttempts || elapsed >= this.policy.maxElapsedMs) {
+        throw transientError(
+          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}. ` +
+            'CircleCI may be unavailable or rate-limiting this token: run the sync again later; it resumes from its last checkpoint.',
+          reason,
+        );
+      }
+      const rateLimited = result.status === 429;
+      const asked = result.headers && (rateLimited || result.status === 503) ? serverWaitMs(this.policy, result.headers) : undefined;
+      const waitMs = asked ?? backoffMs(this.policy, attempt);
+      this.opts.onRetry?.({ endpoint: path, attempt, waitMs, reason, rateLimited });
+      await sleep(waitMs);
+    }
+  }
+
+  /** Every page of a list, following next_page_token (missing, null or empty = last page). */
+  async *pages(path: string, query: Record<string, string | undefined> = {}): AsyncGenerator<unknown[]> {
+    const seen = new Set<string>();
+    let pageToken: string | undefined;
+    do {
+      const body = await this.get(path, { ...query, 'page-token': pageToken });
+      if (!isPage(body)) {
+        throw transientError(
+          `GET ${path} answered with a body that is not a CircleCI page ({"items": [...], "next_page_token": ...}). ` +
+            'Check that base_url points at the CircleCI API v2 root (https://circleci.com/api/v2 or your server\'s /api/v2).',
+          'unexpected response shape',
+        );
+      }
+      yield body.items;
+      pageToken = body.next_page_token || undefined;
+      if (pageToken !== undefined) {
+        // A server that hands back a token it gave before would page forever.
+        if (seen.has(pageToken)) {
+          throw transientError(`GET ${path} returned a page token it had already returned; stopped paging to avoid an endless loop. Run the sync again later.`, 'repeated page token');
+        }
+        seen.add(pageToken);
+      }
+    } while (pageToken !== undefined);
+  }
+}
+
+/** A slug in a URL path: the slashes stay literal, anything else reserved is escaped per segment. */
+export const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');

@@ -1,0 +1,58 @@
+import http from 'node:http';
+import https from 'node:https';
+import fetch, { type Response } from 'node-fetch';
+
+/** One HTTP GET attempt and what came of it. The only module that speaks HTTP. */
+export type Attempt =
+  | { kind: 'response'; status: number; headers: Response['headers']; body: unknown; bodyText: string }
+  /** No usable answer: reset, timeout, DNS, or a body that is not JSON (truncated). */
+  | { kind: 'failure'; reason: string; status?: number; headers?: Response['headers'] };
+
+const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+const MAX_REDIRECTS = 5;
+
+/**
+ * GET `url` with the token in `Circle-Token`. Redirects are followed by hand so that the token
+ * is only ever sent to `tokenHost` (the base_url host).
+ */
+export async function getJson(url: URL, token: string, tokenHost: string, timeoutMs: number): Promise<Attempt> {
+  let target = url;
+  for (let hop = 0; ; hop++) {
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'source-circleci' };
+    if (target.host === tokenHost) headers['Circle-Token'] = token;
+    let res: Response;
+    let bodyText: string;
+    try {
+      res = await fetch(target, {
+        headers,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+        agent: (u: URL) => (u.protocol === 'https:' ? agents.https : agents.http),
+      });
+      bodyText = await res.text();
+    } catch (e) {
+      const err = e as Error & { code?: string; type?: string };
+      const reason = err.name === 'AbortError' || err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.code ?? err.type ?? err.name;
+      return { kind: 'failure', reason };
+    }
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
+      target = new URL(location, target);
+      continue;
+    }
+    if (bodyText === '' && res.status === 204) return { kind: 'response', status: res.status, headers: res.headers, body: undefined, bodyText };
+    try {
+      return { kind: 'response', status: res.status, headers: res.headers, body: JSON.parse(bodyText), bodyText };
+    } catch {
+      // A 2xx that is not JSON is a cut or garbled body; a 5xx gateway page is just an error status.
+      const isOk = res.status >= 200 && res.status < 300;
+      if (isOk) return { kind: 'failure', reason: 'a body that is not valid JSON (truncated?)', status: res.status, headers: res.headers };
+      return { kind: 'response', status: res.status, headers: res.headers, body: undefined, bodyText };
+    }
+  }
+}
+
+export function closeAgents(): void {
+  agents.http.destroy();
+  agents.https.destroy();
+}

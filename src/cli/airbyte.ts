@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { closeAgents } from '../circleci/http.js';
+import { parseConfig, readJsonFile, spec } from '../config.js';
+import { ConnectorError, asConnectorError } from '../errors.js';
+import { AirbyteSink, airbyteStream, connectionStatus, logMessage, traceError } from '../protocol/airbyte.js';
+import { Output } from '../protocol/output.js';
+import { registerSecret } from '../redact.js';
+import { STREAMS } from '../streams/index.js';
+import { parseConfiguredCatalog } from '../sync/catalog.js';
+import { checkConnection, runSync } from '../sync/engine.js';
+import { parseAirbyteState } from '../sync/state.js';
+
+/** The Airbyte face: spec, check, discover, read. Everything on stdout is an AirbyteMessage. */
+
+const out = new Output();
+
+/** Reads the config file, registering its token as a secret before anything can print it. */
+function config(path: string) {
+  const raw = readJsonFile(path, 'config');
+  if (raw && typeof raw === 'object' && typeof (raw as { token?: unknown }).token === 'string') registerSecret((raw as { token: string }).token);
+  return parseConfig(raw);
+}
+
+async function run(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (e) {
+    await out.line(traceError(asConnectorError(e)));
+    process.exitCode = 1;
+  } finally {
+    closeAgents();
+    await out.flush();
+  }
+}
+
+process.on('SIGTERM', () => {
+  // Every checkpoint already written stands; stop without starting anything new.
+  void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'))
+    .then(() => out.flush())
+    .finally(() => process.exit(143));
+});
+
+process.on('uncaughtException', (e) => {
+  void out.line(traceError(asConnectorError(e))).then(() => out.flush()).finally(() => process.exit(1));
+});
+
+await yargs(hideBin(process.argv))
+  .scriptName('source-circleci')
+  .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.')
+  .command('spec', 'Print the connector specification', {}, () =>
+    run(() => out.line({ type: 'SPEC', spec: { documentationUrl: 'https://github.com/source-circleci/source-circleci#readme', connectionSpecification: spec, supportsIncremental: true, supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] } })),
+  )
+  .command('check', 'Check the token and every project slug', (y) => y.option('config', { type: 'string', demandOption: true, describe: 'config JSON file' }), (argv) =>
+    run(async () => {
+      try {
+        await checkConnection(config(argv.config));
+        await out.line(connectionStatus(true));
+      } catch (e) {
+        const err = asConnectorError(e);
+        if (err.failureType === 'system_error') throw err;
+        await out.line(connectionStatus(false, err.message));
+      }
+    }),
+  )
+  .command('discover', 'Print the catalog of streams', (y) => y.option('config', { type: 'string', demandOption: true, describe: 'config JSON file' }), (argv) =>
+    run(async () => {
+      config(argv.config);
+      await out.line({ type: 'CATALOG', catalog: { streams: STREAMS.map(airbyteStream) } });
+    }),
+  )
+  .command(
+    'read',
+    'Sync the streams of a configured catalog',
+    (y) =>
+      y
+        .option('config', { type: 'string', demandOption: true, describe: 'config JSON file' })
+        .option('catalog', { type: 'string', demandOption: true, describe: 'ConfiguredAirbyteCatalog JSON file' })
+        .option('state', { type: 'string', describe: 'state JSON file (an array of STREAM state messages)' }),
+    (argv) =>
+      run(async () => {
+        const cfg = config(argv.config);
+        const selection = parseConfiguredCatalog(readJsonFile(argv.catalog, 'catalog'));
+        const state = argv.state ? parseAirbyteState(readJsonFile(argv.state, 'state')) : {};
+        await runSync(cfg, selection, state, new AirbyteSink(out));
+      }),
+  )
+  .demandCommand(1, 'Name a command: spec, check, discover or read.')
+  .strict()
+  .fail((msg, err) => {
+    // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.
+    const e = err instanceof ConnectorError ? err : new ConnectorError(`${msg ?? err?.message} Usage: source-circleci spec | check --config FILE | discover --config FILE | read --config FILE --catalog FILE [--state FILE]`, 'config_error');
+    void out.line(traceError(e)).then(() => out.flush()).finally(() => process.exit(1));
+  })
+  .help()
+  .version(false)
+  .parseAsync();

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import { configError } from './errors.js';
+import { readPackageJson } from './resources.js';
+
+/** The validated configuration both faces run on. */
+export interface Config {
+  token: string;
+  projectSlugs: string[];
+  startDate: Date;
+  baseUrl: string;
+  lookbackDays: number;
+  maxConcurrency: number;
+  /** Things worth telling the user that do not stop the sync (unknown keys, plain http). */
+  warnings: string[];
+}
+
+export const DEFAULT_BASE_URL = 'https://circleci.com/api/v2';
+export const DEFAULT_LOOKBACK_DAYS = 7;
+export const DEFAULT_MAX_CONCURRENCY = 8;
+const DAY_MS = 86_400_000;
+
+export const spec = readPackageJson<{ properties: Record<string, unknown>; required: string[] }>('spec.json');
+
+// One fix per field, so a message names the problem and what to do about it.
+const FIXES: Record<string, string> = {
+  token: 'set "token" to a CircleCI personal API token (User Settings → Personal API Tokens)',
+  project_slugs: 'set "project_slugs" to a list such as ["gh/acme/api"] or a space-separated string "gh/acme/api bb/acme/web"',
+  start_date: 'set "start_date" to a UTC date such as "2025-01-01" or "2025-01-01T00:00:00Z", or leave it out',
+  base_url: 'set "base_url" to an http(s) URL such as "https://circleci.com/api/v2", or leave it out',
+  lookback_days: 'set "lookback_days" to a whole number of days from 0 to 365, or leave it out (default 7)',
+  max_concurrency: 'set "max_concurrency" to a whole number from 1 to 64, or leave it out (default 8)',
+};
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
+
+function describe(e: ErrorObject): string {
+  const field = e.instancePath.split('/')[1] ?? (e.params as { missingProperty?: string }).missingProperty ?? '';
+  const fix = FIXES[field] ? `: ${FIXES[field]}` : '';
+  if (e.keyword === 'required') return `Config is missing "${field}"${fix}.`;
+  return `Config field "${field}"${e.instancePath.split('/').length > 2 ? ` (${e.instancePath.slice(1)})` : ''} ${e.message}${fix}.`;
+}
+
+/** `github/` and `bitbucket/` are aliases of `gh/` and `bb/`; CircleCI answers with the short form. */
+const VCS_ALIASES: Record<string, string> = { gh: 'gh', github: 'gh', bb: 'bb', bitbucket: 'bb', circleci: 'circleci' };
+
+export function normaliseSlug(raw: string): string {
+  const parts = decodeURIComponent(raw.trim()).replace(/^\/+|\/+$/g, '').split('/');
+  const vcs = VCS_ALIASES[parts[0]?.toLowerCase() ?? ''];
+  if (parts.length !== 3 || !vcs || parts.some((p) => p === '')) {
+    throw configError(
+      `Project slug "${raw}" is not of the form vcs/org/repo (gh/acme/api, bb/acme/web) or circleci/<org-id>/<project-id>: ` +
+        'copy it from the project settings page in CircleCI.',
+    );
+  }
+  return [vcs, parts[1], parts[2]].join('/');
+}
+
+function parseDate(value: string): Date | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) return undefined;
+  const d = new Date(value.length === 10 ? `${value}T00:00:00Z` : value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+
+export function parseConfig(raw: unknown, now: Date = new Date()): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw configError('Config must be a JSON object such as {"token": "...", "project_slugs": ["gh/acme/api"]}.');
+  }
+  const input: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  // tap-circle-ci configs hold the slugs as one space-separated string.
+  if (typeof input.project_slugs === 'string') input.project_slugs = input.project_slugs.split(/[\s,]+/).filter(Boolean);
+  if (!validate(input)) throw configError((validate.errors ?? []).map(describe).join(' '));
+  const token = (input.token as string).trim();
+  if (!token) throw configError(`Config field "token" is empty: ${FIXES.token}.`);
+
+  const warnings: string[] = [];
+  const unknown = Object.keys(input).filter((k) => !(k in spec.properties));
+  if (unknown.length) warnings.push(`Config has unknown keys that are ignored: ${unknown.join(', ')}. Check them for typos.`);
+
+  const projectSlugs = [...new Set((input.project_slugs as string[]).map(normaliseSlug))];
+
+  let startDate = new Date(now.getTime() - 365 * DAY_MS);
+  if (input.start_date !== undefined) {
+    const parsed = parseDate(input.start_date as string);
+    if (!parsed) throw configError(`Config field "start_date" is not a valid date ("${input.start_date}"): ${FIXES.start_date}.`);
+    if (parsed.getTime() > now.getTime()) {
+      throw configError(`Config field "start_date" (${input.start_date}) lies in the future, so nothing would be synced: ${FIXES.start_date}.`);
+    }
+    startDate = parsed;
+  }
+
+  const baseUrl = String(input.base_url ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw configError(`Config field "base_url" is not a URL ("${baseUrl}"): ${FIXES.base_url}.`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw configError(`Config field "base_url" must use http or https, not ${url.protocol}: ${FIXES.base_url}.`);
+  }
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+    warnings.push(`base_url uses plain http to ${url.hostname}: the token travels unencrypted. Use https.`);
+  }
+
+  return {
+    token,
+    projectSlugs,
+    startDate,
+    baseUrl,
+    lookbackDays: (input.lookback_days as number | undefined) ?? DEFAULT_LOOKBACK_DAYS,
+    maxConcurrency: (input.max_concurrency as number | undefined) ?? DEFAULT_MAX_CONCURRENCY,
+    warnings,
+  };
+}
+
+/** Reads and parses a JSON file given on the command line; `what` names it in errors ("config"). */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw configError(`Cannot read the ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Check the path.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    // Node's message quotes the text around the error, which may hold the token: report only the place.
+    const pos = /position (\d+)/.exec((e as Error).message);
+    const where = pos ? ` at line ${lineOf(text, Number(pos[1]))}` : '';
+    throw configError(`The ${what} file ${path} is not valid JSON${where}. Fix its syntax.`);
+  }
+}
+
+const lineOf = (text: string, pos: number) => text.slice(0, pos).split('\n').length;
+

@@ -1,0 +1,26 @@
+/** The error taxonomy of DESIGN.md: every failure a user can cause or suffer is one of these. */
+export type FailureType = 'config_error' | 'transient_error' | 'system_error';
+
+export class ConnectorError extends Error {
+  constructor(
+    message: string,
+    readonly failureType: FailureType,
+    /** Detail for logs (never the token), e.g. the last HTTP status. */
+    readonly internal?: string,
+  ) {
+    super(message);
+    this.name = 'ConnectorError';
+  }
+}
+
+export const configError = (message: string, internal?: string) => new ConnectorError(message, 'config_error', internal);
+export const transientError = (message: string, internal?: string) => new ConnectorError(message, 'transient_error', internal);
+
+/** Any thrown value as a ConnectorError: ours keep their type, anything else is a bug (system_error). */
+export function asConnectorError(err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  const wrapped = new ConnectorError(`Unexpected error: ${e.message}. This is a bug in source-circleci; please report it with the log.`, 'system_error');
+  wrapped.stack = e.stack;
+  return wrapped;
+}

@@ -1,0 +1,58 @@
+import { readPackageJson } from '../resources.js';
+
+export type JsonSchema = {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  [k: string]: unknown;
+};
+
+export type Json = Record<string, unknown>;
+
+/** Where a record sits in the tree: its project and the ancestors it was listed under. */
+export interface Context {
+  project: string;
+  pipeline?: Json;
+  workflow?: Json;
+}
+
+/**
+ * A stream is a declaration; the crawler does the walking. `parent` names the stream whose
+ * records this one is listed under; `path` is the list endpoint for one parent (or project).
+ */
+export interface StreamDeclaration {
+  name: string;
+  schema: JsonSchema;
+  primaryKey: string[];
+  /** Top-level cursor field; none = full refresh only. */
+  cursorField?: string;
+  parent?: string;
+  /** Where this record stands in the context of its children. */
+  contextKey?: 'pipeline' | 'workflow';
+  path(ctx: Context): string;
+  /** Fields the connector adds from the context (jobs carry _pipeline_id, _workflow_id). */
+  decorate?(item: Json, ctx: Context): Json;
+  /**
+   * Records that may still change (non-terminal workflows). An incremental cursor is held at the
+   * oldest of them inside the lookback window, so a later sync re-reads them.
+   */
+  mayChange?(record: Json): boolean;
+}
+
+export const loadSchema = (name: string): JsonSchema => readPackageJson<JsonSchema>(`schemas/${name}.json`);
+
+/**
+ * Keeps only what the schema declares, recursively: a field CircleCI adds tomorrow never reaches
+ * a destination. Objects without declared properties (trigger_parameters) are free-form.
+ */
+export function project(schema: JsonSchema, value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return schema.items ? value.map((v) => project(schema.items as JsonSchema, v)) : value;
+  if (!schema.properties) return value;
+  const out: Json = {};
+  for (const [key, sub] of Object.entries(schema.properties)) {
+    const v = (value as Json)[key];
+    if (v !== undefined) out[key] = project(sub, v);
+  }
+  return out;
+}
