@@ -58,6 +58,9 @@ export function normaliseSlug(raw: string): string {
 
 function parseDate(value: string): Date | undefined {
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) return undefined;
+  // Date() rolls 2025-02-31 over into March; a calendar date must exist as written.
+  const [y, m, day] = value.slice(0, 10).split('-').map(Number);
+  if (new Date(Date.UTC(y, m - 1, day)).getUTCDate() !== day || m < 1 || m > 12) return undefined;
   const d = new Date(value.length === 10 ? `${value}T00:00:00Z` : value);
   return Number.isNaN(d.getTime()) ? undefined : d;
 }

@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const AIRBYTE_CLI = join(ROOT, 'dist/cli/airbyte.js');
+/** The token every test uses; test/zz-secrets.test.ts searches every captured output for it. */
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+/** Every stdout and stderr of every spawned CLI is appended here, for the token-leak check. */
+export const OUTPUT_LOG_DIR = join(ROOT, '.tmp', 'outputs');
+
+export type Message = Record<string, any>;
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed line by line; a line that is not JSON fails the test here. */
+  messages: Message[];
+}
+
+export function parseLines(stdout: string): Message[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        throw new Error(`stdout line is not JSON: ${l.slice(0, 200)}`);
+      }
+    });
+}
+
+export function runCli(cli: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; onStdoutLine?: (line: string, kill: (sig: NodeJS.Signals) => void) => void } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, SOURCE_CIRCLECI_BACKOFF_SCALE: '0.01', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    const kill = (sig: NodeJS.Signals) => child.kill(sig);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (opts.onStdoutLine) {
+        partial += d;
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const l of lines) opts.onStdoutLine(l, kill);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 100_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      mkdirSync(OUTPUT_LOG_DIR, { recursive: true });
+      appendFileSync(join(OUTPUT_LOG_DIR, `${process.pid}.log`), `${args.join(' ')}\n${stdout}\n${stderr}\n`);
+      try {
+        resolve({ code, signal, stdout, stderr, messages: parseLines(stdout) });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/** Writes JSON files into a fresh temp folder and returns their paths. */
+export function tempFiles(files: Record<string, unknown>): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'source-circleci-'));
+  const paths: Record<string, string> = {};
+  for (const [name, content] of Object.entries(files)) {
+    paths[name] = join(dir, `${name}.json`);
+    writeFileSync(paths[name], typeof content === 'string' ? content : JSON.stringify(content));
+  }
+  return paths;
+}
+
+export type Mode = 'full_refresh' | 'incremental';
+
+export function configuredCatalog(streams: Partial<Record<'pipelines' | 'workflows' | 'jobs', Mode>>) {
+  const cursor: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at' };
+  const keys: Record<string, string[][]> = { pipelines: [['id']], workflows: [['id']], jobs: [['id'], ['_workflow_id']] };
+  return {
+    streams: Object.entries(streams).map(([name, mode]) => ({
+      stream: { name, json_schema: {}, supported_sync_modes: name === 'jobs' ? ['full_refresh'] : ['full_refresh', 'incremental'] },
+      sync_mode: mode,
+      destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite',
+      ...(mode === 'incremental' ? { cursor_field: [cursor[name]] } : {}),
+      primary_key: keys[name],
+    })),
+  };
+}
+
+export const ALL_FULL = configuredCatalog({ pipelines: 'full_refresh', workflows: 'full_refresh', jobs: 'full_refresh' });
+export const ALL_INCREMENTAL = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental', jobs: 'full_refresh' });
+
+export const recordsOf = (messages: Message[], stream: string) => messages.filter((m) => m.type === 'RECORD' && m.record.stream === stream).map((m) => m.record.data);
+export const statesOf = (messages: Message[]) => messages.filter((m) => m.type === 'STATE');
+
+/** The state a platform would pass to the next sync: the last STATE of each stream. */
+export function lastStates(messages: Message[], previous: Message[] = []): Message[] {
+  const byStream = new Map<string, Message>();
+  for (const s of previous) byStream.set(s.stream.stream_descriptor.name, s);
+  for (const m of statesOf(messages)) byStream.set(m.state.stream.stream_descriptor.name, m.state);
+  return [...byStream.values()];
+}
+
+export const keyOf = (stream: string, r: Message) => (stream === 'jobs' ? `${r.id}|${r._workflow_id}` : String(r.id));
+
+/** Records by key, last write wins. */
+export function byKey(stream: string, records: Message[], into = new Map<string, Message>()): Map<string, Message> {
+  for (const r of records) into.set(keyOf(stream, r), r);
+  return into;
+}
