@@ -1,15 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const AIRBYTE_CLI = join(ROOT, 'dist/cli/airbyte.js');
-/** The token every test uses; test/zz-secrets.test.ts searches every captured output for it. */
+/** The token every test uses; every spawned CLI's stdout and stderr is searched for it. */
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
-/** Every stdout and stderr of every spawned CLI is appended here, for the token-leak check. */
-export const OUTPUT_LOG_DIR = join(ROOT, '.tmp', 'outputs');
 
 export type Message = Record<string, any>;
 
@@ -59,8 +57,11 @@ export function runCli(cli: string, args: string[], opts: { env?: Record<string,
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      mkdirSync(OUTPUT_LOG_DIR, { recursive: true });
-      appendFileSync(join(OUTPUT_LOG_DIR, `${process.pid}.log`), `${args.join(' ')}\n${stdout}\n${stderr}\n`);
+      // The token must appear in no output of any run, on any path.
+      if (stdout.includes(TEST_TOKEN) || stderr.includes(TEST_TOKEN)) {
+        reject(new Error(`the token leaked into the output of: ${args.join(' ')}`));
+        return;
+      }
       try {
         resolve({ code, signal, stdout, stderr, messages: parseLines(stdout) });
       } catch (e) {

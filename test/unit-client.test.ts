@@ -79,6 +79,19 @@ describe('retries', () => {
     await s.close();
   });
 
+  test('Retry-After is honoured: the next attempt waits as long as the server asked', async () => {
+    const arrivals: number[] = [];
+    const s = await serve((_req, res) => {
+      arrivals.push(Date.now());
+      return arrivals.length === 1 ? json(res, 429, { message: 'Rate limit exceeded.' }, { 'retry-after': '1' }) : json(res, 200, { ok: true });
+    });
+    const waits: number[] = [];
+    expect(await client(s.url, { onRetry: (e) => waits.push(e.waitMs) }).get('/x')).toEqual({ ok: true });
+    expect(waits).toEqual([1000]);
+    expect(arrivals[1] - arrivals[0]).toBeGreaterThanOrEqual(990);
+    await s.close();
+  });
+
   test('a connection reset is retried', async () => {
     let n = 0;
     const s = await serve((req, res) => (++n === 1 ? req.socket.destroy() : json(res, 200, { ok: n })));

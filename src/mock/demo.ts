@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startMockServer } from './server.js';
+import { World } from './world.js';
+
+/**
+ * `npm run demo`: starts the bundled mock CircleCI API, runs a full read and then an incremental
+ * read through the real CLI, and narrates what the connector prints. No token or network needed.
+ */
+
+const CLI = fileURLToPath(new URL('../cli/airbyte.js', import.meta.url));
+const TOKEN = 'demo-token-not-a-secret';
+const dir = mkdtempSync(join(tmpdir(), 'source-circleci-demo-'));
+const file = (name: string, content: unknown) => {
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify(content, null, 2));
+  return path;
+};
+
+const world = new World({ seed: 42, historyDays: 45, pipelinesPerDay: 6 });
+const mock = await startMockServer({ world, token: TOKEN, latencyMs: 20 });
+const stream = (name: string, mode: string) => ({
+  stream: { name, json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] },
+  sync_mode: mode,
+  destination_sync_mode: 'append_dedup',
+});
+const config = file('config.json', {
+  token: TOKEN,
+  project_slugs: world.projectSlugs(),
+  start_date: new Date(world.now().getTime() - 30 * 86_400_000).toISOString().slice(0, 10),
+  base_url: mock.baseUrl,
+});
+const catalog = file('catalog.json', { streams: [stream('pipelines', 'incremental'), stream('workflows', 'incremental'), stream('jobs', 'full_refresh')] });
+
+async function read(title: string, statePath?: string): Promise<unknown[]> {
+  const args = ['read', '--config', config, '--catalog', catalog, ...(statePath ? ['--state', statePath] : [])];
+  console.log(`\n=== ${title}\n$ source-circleci ${args.join(' ')}`);
+  const outPath = join(dir, `${title.split(' ')[0].toLowerCase()}-output.jsonl`);
+  const out = createWriteStream(outPath);
+  const counts: Record<string, number> = {};
+  const states = new Map<string, unknown>();
+  mock.resetCounters();
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let buffer = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out.write(chunk);
+    buffer += chunk;
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = JSON.parse(line);
+      if (m.type === 'RECORD') counts[m.record.stream] = (counts[m.record.stream] ?? 0) + 1;
+      else if (m.type === 'LOG') console.log(`  LOG ${m.log.level}: ${m.log.message}`);
+      else if (m.type === 'STATE') {
+        states.set(m.state.stream.stream_descriptor.name, m.state);
+        console.log(`  STATE ${m.state.stream.stream_descriptor.name} (${m.state.sourceStats.recordCount} records since the last one): ${JSON.stringify(m.state.stream.stream_state)}`);
+      } else if (m.type === 'TRACE' && m.trace.type === 'ERROR') console.log(`  ERROR: ${m.trace.error.message}`);
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  out.end();
+  console.log(`  → exit ${code}, ${((Date.now() - started) / 1000).toFixed(1)} s, ${mock.counters.total} API requests, records: ${JSON.stringify(counts)}`);
+  console.log(`  every line is in ${outPath}`);
+  return [...states.values()];
+}
+
+try {
+  console.log(`Mock CircleCI API at ${mock.baseUrl} with projects ${world.projectSlugs().join(', ')}.`);
+  const state = await read('Full first sync');
+  const statePath = file('state.json', state);
+  world.advance(12 * 3_600_000);
+  console.log('\n(The mock clock moves 12 hours: new pipelines, finished workflows, reruns.)');
+  await read('Incremental sync with the saved state', statePath);
+  console.log(`\nConfig, catalog and state are in ${dir}.`);
+} finally {
+  await mock.close();
+}
