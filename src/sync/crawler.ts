@@ -31,7 +31,11 @@ export interface CrawlOptions {
   state: SyncState;
   sink: SyncSink;
   now?: Date;
+  /** Stops the crawl early (Singer --test, shutdown): no new requests, no checkpoint for unfinished projects. */
+  signal?: AbortSignal;
 }
+
+class Stopped extends Error {}
 
 const DAY_MS = 86_400_000;
 
@@ -103,10 +107,11 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
           await checkpoint(plan.stream.name);
         }
       } catch (e) {
-        failures.push(asConnectorError(e));
+        if (!(e instanceof Stopped)) failures.push(asConnectorError(e));
       }
     }),
   );
+  if (opts.signal?.aborted) return;
   for (const s of selected) await checkpoint(s.name);
   for (const s of selected) await sink.status(s.name, failures.length ? 'INCOMPLETE' : 'COMPLETE');
   if (failures.length) {
@@ -163,9 +168,10 @@ class ProjectCrawl {
     try {
       await this.visitList(root, { project: this.slug });
     } catch (e) {
-      throw await this.explainRootFailure(e);
+      throw e instanceof Stopped ? e : await this.explainRootFailure(e);
     }
     while (this.tasks.size) await Promise.all([...this.tasks]);
+    if (this.opts.signal?.aborted) throw new Stopped();
     if (this.failure) throw this.failure;
     const emitted = [...this.emitted].map(([s, n]) => `${n} ${s}`).join(', ') || 'no records';
     await this.opts.sink.log(
@@ -195,6 +201,7 @@ class ProjectCrawl {
       for await (const items of this.opts.client.pages(stream.path(ctx))) {
         this.pages++;
         for (const raw of items) {
+          if (this.opts.signal?.aborted) throw new Stopped();
           if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) continue;
           const item = stream.decorate ? stream.decorate(raw as Json, ctx) : (raw as Json);
           const time = pipelineTime ?? timeOf(item.created_at);
@@ -206,6 +213,7 @@ class ProjectCrawl {
         if (isRoot) await this.backpressure();
       }
     } catch (e) {
+      if (e instanceof Stopped) throw e;
       // Retention: an old pipeline can still be listed while its children are gone.
       if (!isRoot && e instanceof HttpError && e.status === 404) {
         this.expired++;

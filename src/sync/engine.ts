@@ -38,12 +38,12 @@ export async function checkConnection(config: Config): Promise<void> {
   }
 }
 
-export async function runSync(config: Config, selection: Map<string, Selection>, state: SyncState, sink: SyncSink): Promise<void> {
+export async function runSync(config: Config, selection: Map<string, Selection>, state: SyncState, sink: SyncSink, signal?: AbortSignal): Promise<void> {
   for (const w of config.warnings) await sink.log('WARN', w);
   const client = makeClient(config, sink);
   const started = Date.now();
   try {
-    await crawl({ config, client, selection, state, sink });
+    await crawl({ config, client, selection, state, sink, signal });
   } finally {
     await sink.log('INFO', `Sync finished after ${((Date.now() - started) / 1000).toFixed(1)} s and ${client.requests} requests.`);
   }
