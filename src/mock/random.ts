@@ -121,11 +121,12 @@ export class Rng {
 
   /** A random (version 4, RFC 4122 variant) UUID. */
   uuid(): string {
-    const h = this.hex(32).split('');
-    h[12] = '4';
-    h[16] = HEX[(parseInt(h[16], 16) & 3) | 8];
-    const s = h.join('');
-    return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
+    const h8 = (v: number): string => (v >>> 0).toString(16).padStart(8, '0');
+    const a = h8(this.u32());
+    const b = h8((this.u32() & 0xffff0fff) | 0x00004000);
+    const c = h8((this.u32() & 0x3fffffff) | 0x80000000);
+    const d = h8(this.u32());
+    return `${a}-${b.slice(0, 4)}-${b.slice(4)}-${c.slice(0, 4)}-${c.slice(4)}${d}`;
   }
 }
 

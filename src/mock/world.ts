@@ -203,8 +203,11 @@ interface PipelinePlan {
   setupMs: number;
   continuedMs: number;
   errors: { type: string; message: string }[];
-  vcs?: Record<string, unknown>;
-  triggerParameters?: Record<string, unknown>;
+  /** Static parts of the payload, deep-frozen and shared by every view. */
+  vcs?: Readonly<Record<string, unknown>>;
+  triggerParameters?: Readonly<Record<string, unknown>>;
+  trigger: Readonly<Record<string, unknown>>;
+  createdIso: string;
   maxAutoReruns?: number;
 }
 
@@ -230,6 +233,9 @@ interface JobPlan {
   approvedBy?: string;
   cancelMs?: number;
   canceledBy?: string;
+  /** Cached ISO strings. */
+  startIso?: string;
+  stopIso?: string;
 }
 
 interface WorkflowPlan {
@@ -246,6 +252,8 @@ interface WorkflowPlan {
   final: string;
   canceledBy?: string;
   erroredBy?: string;
+  createdIso?: string;
+  stopIso?: string;
 }
 
 interface PlanCtx {
@@ -295,6 +303,14 @@ const WORKFLOW_KEYS = ['id', 'pipeline_id', 'pipeline_number', 'name', 'project_
 const JOB_KEYS = ['_pipeline_id', '_workflow_id', 'id', 'job_number', 'name', 'project_slug', 'status', 'type', 'dependencies', 'requires', 'started_at', 'stopped_at', 'canceled_by', 'approved_by', 'approval_request_id'];
 
 /** Keeps only the top-level keys the schemas document. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 function pick<T extends object>(obj: T, keys: string[]): T {
   const out: Record<string, unknown> = {};
   for (const k of keys) if (k in obj) out[k] = (obj as Record<string, unknown>)[k];
@@ -494,8 +510,9 @@ export class World {
       if (!j) continue;
       const view = this.jobView(rec, wf, j);
       if (j.type === 'approval' || view.job_number === undefined) return undefined;
-      const started = view.started_at ? Date.parse(view.started_at) : null;
-      const stopped = view.stopped_at ? Date.parse(view.stopped_at) : null;
+      // Job details carry milliseconds; the list shows the same instants cut to seconds.
+      const started = view.started_at ? Date.parse(view.started_at) + (hash32(j.id, 's') % 1000) : null;
+      const stopped = view.stopped_at ? Date.parse(view.stopped_at) + (hash32(j.id, 'e') % 1000) : null;
       const readyMs = j.readyMs as number;
       const parsed = p.parsed;
       const webProject = parsed.vcs === 'circleci' ? p.slug : `${parsed.vcs === 'gh' ? 'github' : 'bitbucket'}/${parsed.org}/${parsed.repo}`;
@@ -504,7 +521,7 @@ export class World {
         web_url: `https://app.circleci.com/pipelines/${webProject}/${rec.number}/workflows/${wf.id}/jobs/${number}`,
         project: { id: p.payload.id, slug: p.slug, name: p.payload.name, external_url: p.payload.vcs_info.vcs_url },
         parallel_runs: [{ index: 0, status }],
-        started_at: started === null ? null : isoMs(started + (hash32(j.id, 's') % 1000)),
+        started_at: started === null ? null : isoMs(started),
         latest_workflow: { id: wf.id, name: wf.name },
         name: j.name,
         executor: { resource_class: hash32(j.name) % 3 === 0 ? 'large' : 'medium', type: 'docker' },
@@ -518,7 +535,7 @@ export class World {
         contexts: hash32(j.name, 'ctx') % 2 === 0 ? [{ name: 'org-global' }] : [],
         organization: { name: p.payload.organization_name },
         queued_at: isoMs(readyMs),
-        stopped_at: stopped === null ? null : isoMs(stopped + (hash32(j.id, 'e') % 1000)),
+        stopped_at: stopped === null ? null : isoMs(stopped),
       };
     }
     return undefined;
@@ -802,14 +819,21 @@ export class World {
       triggerParameters = { run_e2e: r.chance(0.5), deploy_env: r.pick(['staging', 'production', 'preview']), shard_count: r.int(1, 8) };
     }
 
+    const receivedMs = C - r.int(15, 900);
     const plan: PipelinePlan = {
       kind,
-      receivedMs: C - r.int(15, 900),
+      receivedMs,
       setupMs,
       continuedMs,
-      errors,
-      vcs,
-      triggerParameters,
+      errors: deepFreeze(errors),
+      vcs: deepFreeze(vcs),
+      triggerParameters: deepFreeze(triggerParameters),
+      trigger: deepFreeze({
+        received_at: isoMs(receivedMs),
+        type: rec.triggerType,
+        actor: { login: rec.actor.login, avatar_url: rec.actor.avatar_url },
+      }),
+      createdIso: isoMs(C),
       // Newer fields: only recent pipelines carry them.
       maxAutoReruns: C >= this.initialMs - 60 * DAY && r.chance(0.3) ? r.int(1, 3) : undefined,
     };
@@ -1074,22 +1098,19 @@ export class World {
         updated = plan.setupMs;
       } else updated = plan.continuedMs;
     }
+    // Nested objects are deep-frozen and shared between views (copy before changing them).
     const out: Pipeline = {
       id: rec.id,
-      errors: plan.errors.map((e) => ({ ...e })),
+      errors: plan.errors,
       project_slug: rec.project.slug,
-      updated_at: isoMs(updated),
+      updated_at: updated === rec.createdMs ? plan.createdIso : isoMs(updated),
       number: rec.number,
     };
-    if (plan.triggerParameters) out.trigger_parameters = structuredClone(plan.triggerParameters);
+    if (plan.triggerParameters) out.trigger_parameters = plan.triggerParameters;
     out.state = state;
-    out.created_at = isoMs(rec.createdMs);
-    out.trigger = {
-      received_at: isoMs(plan.receivedMs),
-      type: rec.triggerType,
-      actor: { login: rec.actor.login, avatar_url: rec.actor.avatar_url },
-    };
-    if (plan.vcs) out.vcs = structuredClone(plan.vcs);
+    out.created_at = plan.createdIso;
+    out.trigger = plan.trigger;
+    if (plan.vcs) out.vcs = plan.vcs;
     return out;
   }
 
@@ -1123,8 +1144,8 @@ export class World {
     out.status = status;
     out.started_by = wf.startedBy;
     out.pipeline_number = rec.number;
-    out.created_at = isoSec(wf.createdMs);
-    out.stopped_at = done ? isoSec(wf.stopMs) : null;
+    out.created_at = wf.createdIso ??= isoSec(wf.createdMs);
+    out.stopped_at = done ? (wf.stopIso ??= isoSec(wf.stopMs)) : null;
     if (done && wf.canceledBy) out.canceled_by = wf.canceledBy;
     if (done && wf.erroredBy) out.errored_by = wf.erroredBy;
     const max = this.planOf(rec).maxAutoReruns;
@@ -1146,7 +1167,7 @@ export class World {
     const out = { dependencies: [...j.dependencies] } as WorkflowJobItem;
     if (reached) out.job_number = j.number;
     out.id = j.id;
-    out.started_at = started ? isoSec(j.startMs) : null;
+    out.started_at = started ? (j.startIso ??= isoSec(j.startMs)) : null;
     out.name = j.name;
     if (j.type === 'approval' && j.approvedBy && status === 'success') out.approved_by = j.approvedBy;
     out.project_slug = rec.project.slug;
@@ -1157,7 +1178,7 @@ export class World {
       for (const d of j.dependencies) requires[d] = ['success'];
       out.requires = requires;
     }
-    out.stopped_at = finished ? isoSec(status === 'canceled' ? (j.cancelMs as number) : j.doneMs) : null;
+    out.stopped_at = !finished ? null : status === 'canceled' ? isoSec(j.cancelMs as number) : (j.stopIso ??= isoSec(j.doneMs));
     if (j.type === 'approval') out.approval_request_id = j.id;
     if (status === 'canceled' && j.canceledBy) out.canceled_by = j.canceledBy;
     return out;

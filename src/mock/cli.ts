@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+/**
+ * Standalone mock CircleCI API v2:
+ *
+ *   node dist/mock/cli.js [--port N] [--seed N] [--latency MS] [--history-days N] [--token T]
+ *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]
+ *
+ * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
+ * SIGINT/SIGTERM. --realtime moves the world's clock along with the wall clock (once a second), so
+ * new pipelines keep arriving and running workflows finish; without it the clock stands still.
+ */
+import { DEFAULT_TOKEN, startMockServer } from './server.js';
+import { World } from './world.js';
+
+function usage(problem: string): never {
+  process.stderr.write(
+    `${problem}\nusage: cli.js [--port N] [--seed N] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]\n`,
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Map<string, string | true> {
+  const out = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) usage(`unexpected argument ${arg}`);
+    const eq = arg.indexOf('=');
+    if (eq > 0) out.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else if (arg === '--realtime' || arg === '--help') out.set(arg.slice(2), true);
+    else {
+      const value = argv[++i];
+      if (value === undefined) usage(`${arg} needs a value`);
+      out.set(arg.slice(2), value);
+    }
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const known = new Set(['port', 'seed', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'help']);
+for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
+if (args.has('help')) usage('mock CircleCI API v2');
+
+const num = (name: string, fallback?: number): number | undefined => {
+  const v = args.get(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isFinite(n) || n < 0) usage(`--${name} needs a non-negative number`);
+  return n;
+};
+
+const token = typeof args.get('token') === 'string' ? (args.get('token') as string) : DEFAULT_TOKEN;
+const world = new World({
+  seed: num('seed', 1),
+  historyDays: num('history-days'),
+  pipelinesPerDay: num('pipelines-per-day'),
+});
+const server = await startMockServer({
+  world,
+  token,
+  port: num('port', 0),
+  latencyMs: num('latency', 0),
+  pageSize: num('page-size'),
+  jobPageSize: num('job-page-size'),
+  seed: num('seed', 1),
+});
+
+let tick: NodeJS.Timeout | undefined;
+if (args.get('realtime') === true) {
+  let last = Date.now();
+  tick = setInterval(() => {
+    const now = Date.now();
+    world.advance(now - last);
+    last = now;
+  }, 1000);
+}
+
+process.stdout.write(JSON.stringify({ base_url: server.baseUrl, token }) + '\n');
+
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  if (tick) clearInterval(tick);
+  server.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -1,0 +1,523 @@
+/**
+ * A mock of the CircleCI API v2 routes the connector reads, served from a World over real HTTP.
+ *
+ * Routes (GET only, under /api/v2): /me, /project/{slug}, /project/{slug}/pipeline,
+ * /project/{slug}/pipeline/{number}, /project/{slug}/job/{number}, /pipeline/{id},
+ * /pipeline/{id}/workflow, /workflow/{id}, /workflow/{id}/job. Anything else: 404 Not Found.
+ *
+ * Page tokens are opaque: base64url(JSON) + "." + an HMAC of it, bound to the route and its query.
+ * - Pipelines: {r:"pl", s: short slug, b: branch|null, n: N} = "the pipelines numbered below N",
+ *   so paging while new pipelines arrive neither skips nor repeats (new ones only appear on page 1).
+ * - Workflows: {r:"wf", p: pipeline id, o: offset}. Workflows are listed oldest first and reruns
+ *   are appended, so an offset stays valid while the list grows.
+ * - Jobs: {r:"jb", w: workflow id, o: offset}. A workflow's job list never changes length.
+ * A token that fails the check, or is used on another route/slug/branch/id: 404 {"message":"Not Found"}.
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Rng, hash32 } from './random.js';
+import { parseSlug, type World } from './world.js';
+
+export interface FaultOptions {
+  rate500?: number;
+  rate502Html?: number;
+  rate503?: number;
+  rate429?: number;
+  /** Share of injected 429s sent without Retry-After. */
+  retryAfterMissingShare?: number;
+  /** Connection reset: the socket is destroyed without an answer. */
+  rateReset?: number;
+  /** 200 with a JSON body cut in the middle (Content-Length matches the cut body). */
+  rateTruncated?: number;
+  rateSlow?: number;
+  /** Extra delay of slow responses; default 1500 ms. */
+  slowMs?: number;
+  /** Every request whose path (as sent, before decoding) matches fails with 500. */
+  failPath?: RegExp;
+}
+
+export interface MockOptions {
+  world: World;
+  /** The accepted personal token; default 'test-token-0123456789abcdef'. */
+  token?: string;
+  host?: string;
+  port?: number;
+  /** Pipelines per page; default 20. */
+  pageSize?: number;
+  workflowPageSize?: number;
+  /** Default 5, so jobs paginate. */
+  jobPageSize?: number;
+  /** Added to every response. */
+  latencyMs?: number;
+  faults?: FaultOptions;
+  /** Seeds the fault decisions and page-token signatures; default 1. */
+  seed?: number;
+  /** Per-token token bucket: capacity perMinute, refilled continuously at perMinute per 60 s. */
+  rateLimit?: { perMinute: number; omitRetryAfter?: boolean };
+  /** Omit the next_page_token key on the last page instead of sending null. */
+  omitLastPageToken?: boolean;
+  /** Workflow and job lookups for pipelines older than this answer 404 Not Found; the pipeline still lists. */
+  retentionDays?: number;
+  /** Accept the deprecated ?circle-token= query (default: 401 like the real API). */
+  acceptQueryToken?: boolean;
+  /** counters.log keeps about this many of the latest requests; default 20000. */
+  logLimit?: number;
+}
+
+export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'other';
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path and query as sent. */
+  path: string;
+  /** 0 for a connection reset. */
+  status: number;
+  /** The request headers (lower-case names). */
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface RequestCounters {
+  total: number;
+  byRoute: Record<RouteName, number>;
+  /** Keys are HTTP statuses ('200', '404', ...) and 'reset' for destroyed connections. */
+  byStatus: Record<string, number>;
+  log: RequestLogEntry[];
+}
+
+export interface MockServer {
+  /** e.g. http://127.0.0.1:PORT/api/v2 */
+  baseUrl: string;
+  port: number;
+  world: World;
+  /** Live counters (reset in place by resetCounters). */
+  counters: RequestCounters;
+  resetCounters(): void;
+  setFaults(f: FaultOptions | undefined): void;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_TOKEN = 'test-token-0123456789abcdef';
+const DAY = 86_400_000;
+
+const MSG = {
+  login: 'You must log in first.',
+  projectNotFound: 'Project not found',
+  notFound: 'Not Found',
+  queryAuth:
+    'Support for query parameter authentication has been deprecated to improve security. Please use a supported authentication method such as header-based, or basic authentication.',
+  rateLimited: 'Rate limit exceeded.',
+  internal: 'Internal server error.',
+  method: 'Method Not Allowed',
+};
+
+const HTML_502 = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n';
+const HTML_503 =
+  '<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n';
+
+type Kind =
+  | 'me'
+  | 'project'
+  | 'pipelineList'
+  | 'pipelineByNumber'
+  | 'jobDetails'
+  | 'pipeline'
+  | 'workflowList'
+  | 'workflow'
+  | 'jobList'
+  | 'unknown';
+
+interface Match {
+  kind: Kind;
+  counter: RouteName;
+  /** What a missing or wrong token gets. */
+  family: 'me' | 'project' | 'id' | 'none';
+  slug?: string;
+  id?: string;
+  number?: number;
+}
+
+const UNKNOWN: Match = { kind: 'unknown', counter: 'other', family: 'none' };
+
+/** Routes a raw path: %2F inside segments counts as a slash; the slug is exactly 3 segments. */
+export function matchRoute(pathname: string): Match {
+  let segs: string[];
+  try {
+    segs = pathname
+      .split('/')
+      .slice(1)
+      .flatMap((s) => decodeURIComponent(s).split('/'));
+  } catch {
+    return UNKNOWN;
+  }
+  if (segs[0] !== 'api' || segs[1] !== 'v2') return UNKNOWN;
+  const s = segs.slice(2);
+  const isNumber = (x: string | undefined): boolean => x !== undefined && /^[0-9]{1,15}$/.test(x);
+  if (s.length === 1 && s[0] === 'me') return { kind: 'me', counter: 'me', family: 'me' };
+  if (s[0] === 'project' && s.length >= 4) {
+    const slug = s.slice(1, 4).join('/');
+    const rest = s.slice(4);
+    if (!parseSlug(slug)) return UNKNOWN;
+    if (rest.length === 0) return { kind: 'project', counter: 'project', family: 'project', slug };
+    if (rest[0] === 'pipeline' && rest.length === 1) return { kind: 'pipelineList', counter: 'pipelines', family: 'project', slug };
+    if (rest[0] === 'pipeline' && rest.length === 2 && isNumber(rest[1]))
+      return { kind: 'pipelineByNumber', counter: 'pipelines', family: 'project', slug, number: Number(rest[1]) };
+    if (rest[0] === 'job' && rest.length === 2 && isNumber(rest[1]))
+      return { kind: 'jobDetails', counter: 'jobs', family: 'project', slug, number: Number(rest[1]) };
+    return UNKNOWN;
+  }
+  if (s[0] === 'pipeline' && s.length === 2 && s[1] !== '') return { kind: 'pipeline', counter: 'pipelines', family: 'id', id: s[1] };
+  if (s[0] === 'pipeline' && s.length === 3 && s[2] === 'workflow') return { kind: 'workflowList', counter: 'workflows', family: 'id', id: s[1] };
+  if (s[0] === 'workflow' && s.length === 2 && s[1] !== '') return { kind: 'workflow', counter: 'workflows', family: 'id', id: s[1] };
+  if (s[0] === 'workflow' && s.length === 3 && s[2] === 'job') return { kind: 'jobList', counter: 'jobs', family: 'id', id: s[1] };
+  return UNKNOWN;
+}
+
+interface Reply {
+  status: number;
+  body: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+const json = (status: number, payload: unknown): Reply => ({ status, body: JSON.stringify(payload) });
+const message = (status: number, text: string): Reply => json(status, { message: text });
+
+interface Bucket {
+  tokens: number;
+  lastMs: number;
+}
+
+export async function startMockServer(opts: MockOptions): Promise<MockServer> {
+  const world = opts.world;
+  const token = opts.token ?? DEFAULT_TOKEN;
+  const host = opts.host ?? '127.0.0.1';
+  const pageSize = Math.max(1, opts.pageSize ?? 20);
+  const workflowPageSize = Math.max(1, opts.workflowPageSize ?? 20);
+  const jobPageSize = Math.max(1, opts.jobPageSize ?? 5);
+  const latencyMs = Math.max(0, opts.latencyMs ?? 0);
+  const seed = opts.seed ?? 1;
+  const logLimit = Math.max(1, opts.logLimit ?? 20_000);
+  let faults: FaultOptions | undefined = opts.faults;
+  const faultRng = new Rng(hash32(seed, 'faults'));
+  const secret = `mock-circleci-page-token:${seed}`;
+  const buckets = new Map<string, Bucket>();
+
+  const counters: RequestCounters = { total: 0, byRoute: emptyRoutes(), byStatus: {}, log: [] };
+  const count = (req: http.IncomingMessage, route: RouteName, status: number): void => {
+    counters.total++;
+    counters.byRoute[route]++;
+    const key = status === 0 ? 'reset' : String(status);
+    counters.byStatus[key] = (counters.byStatus[key] ?? 0) + 1;
+    counters.log.push({ method: req.method ?? '', path: req.url ?? '', status, headers: { ...req.headers } });
+    if (counters.log.length > 2 * logLimit) counters.log.splice(0, counters.log.length - logLimit);
+  };
+
+  // ----- page tokens
+
+  const sign = (payloadB64: string): string => createHmac('sha256', secret).update(payloadB64).digest('base64url').slice(0, 22);
+  const encodeToken = (payload: Record<string, unknown>): string => {
+    const b64 = Buffer.from(JSON.stringify(payload)).toString('base64url');
+    return `${b64}.${sign(b64)}`;
+  };
+  const decodeToken = (tok: string): Record<string, unknown> | undefined => {
+    const parts = tok.split('.');
+    if (parts.length !== 2) return undefined;
+    const expected = Buffer.from(sign(parts[0]));
+    const given = Buffer.from(parts[1]);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    try {
+      const payload = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+      return payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const page = (items: unknown[], next: string | null): Reply =>
+    next === null && opts.omitLastPageToken ? json(200, { items }) : json(200, { items, next_page_token: next });
+  /** An offset page of a short list (workflows, jobs). */
+  const offsetPage = (all: unknown[], size: number, tokenParam: string | null, bind: Record<string, unknown>): Reply => {
+    let offset = 0;
+    if (tokenParam) {
+      const t = decodeToken(tokenParam);
+      const ok = t && Object.entries(bind).every(([k, v]) => t[k] === v) && Number.isSafeInteger(t.o) && (t.o as number) >= 0;
+      if (!ok) return message(404, MSG.notFound);
+      offset = t.o as number;
+    }
+    const items = all.slice(offset, offset + size);
+    const more = offset + size < all.length;
+    return page(items, more ? encodeToken({ ...bind, o: offset + size }) : null);
+  };
+
+  // ----- retention
+
+  const expired = (pipelineId: string | undefined): boolean => {
+    if (opts.retentionDays === undefined || pipelineId === undefined) return false;
+    const created = world.pipelineCreatedAt(pipelineId);
+    return created !== undefined && created.getTime() < world.now().getTime() - opts.retentionDays * DAY;
+  };
+
+  // ----- handlers (after auth)
+
+  const handle = (m: Match, query: URLSearchParams): Reply => {
+    switch (m.kind) {
+      case 'me':
+        return json(200, world.me());
+      case 'project': {
+        const p = world.project(m.slug as string);
+        return p ? json(200, p) : message(404, MSG.projectNotFound);
+      }
+      case 'pipelineList': {
+        const slug = world.canonicalSlug(m.slug as string);
+        if (!slug) return message(404, MSG.projectNotFound);
+        const branch = query.has('branch') ? (query.get('branch') as string) : undefined;
+        const bind = { r: 'pl', s: slug, b: branch ?? null };
+        let before: number | undefined;
+        const tokenParam = query.get('page-token');
+        if (tokenParam) {
+          const t = decodeToken(tokenParam);
+          const ok = t && t.r === bind.r && t.s === bind.s && t.b === bind.b && Number.isSafeInteger(t.n);
+          if (!ok) return message(404, MSG.notFound);
+          before = t.n as number;
+        }
+        const result = world.pipelinePage(slug, { branch, before, limit: pageSize });
+        if (!result) return message(404, MSG.projectNotFound);
+        return page(result.items, result.nextBefore === null ? null : encodeToken({ ...bind, n: result.nextBefore }));
+      }
+      case 'pipelineByNumber': {
+        if (!world.canonicalSlug(m.slug as string)) return message(404, MSG.projectNotFound);
+        const p = world.pipelineByNumber(m.slug as string, m.number as number);
+        return p ? json(200, p) : message(404, MSG.notFound);
+      }
+      case 'jobDetails': {
+        if (!world.canonicalSlug(m.slug as string)) return message(404, MSG.projectNotFound);
+        const d = world.jobDetails(m.slug as string, m.number as number);
+        if (!d || expired(d.pipeline.id)) return message(404, MSG.notFound);
+        return json(200, d);
+      }
+      case 'pipeline': {
+        const p = world.pipeline(m.id as string);
+        return p ? json(200, p) : message(404, MSG.notFound);
+      }
+      case 'workflowList': {
+        const id = m.id as string;
+        const wfs = world.workflowsOf(id);
+        if (!wfs || expired(id)) return message(404, MSG.notFound);
+        return offsetPage(wfs, workflowPageSize, query.get('page-token'), { r: 'wf', p: id });
+      }
+      case 'workflow': {
+        const wf = world.workflow(m.id as string);
+        if (!wf || expired(wf.pipeline_id ?? undefined)) return message(404, MSG.notFound);
+        return json(200, wf);
+      }
+      case 'jobList': {
+        const id = m.id as string;
+        const jobs = world.jobsOf(id);
+        if (!jobs || expired(world.pipelineIdOfWorkflow(id))) return message(404, MSG.notFound);
+        return offsetPage(jobs, jobPageSize, query.get('page-token'), { r: 'jb', w: id });
+      }
+      default:
+        return message(404, MSG.notFound);
+    }
+  };
+
+  // ----- auth and rate limit
+
+  const presentedToken = (req: http.IncomingMessage): string | undefined => {
+    const header = req.headers['circle-token'];
+    if (typeof header === 'string' && header !== '') return header;
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string') {
+      const basic = /^Basic\s+(\S+)\s*$/i.exec(auth);
+      if (basic) {
+        const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+        return decoded.endsWith(':') ? decoded.slice(0, -1) : decoded;
+      }
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      if (bearer) return bearer[1];
+    }
+    return undefined;
+  };
+
+  /** Takes one token from the bucket of this credential; the rate-limit headers, and whether it was refused. */
+  const takeToken = (key: string): { headers: Record<string, string>; limited: boolean; retryAfter: number } => {
+    const rl = opts.rateLimit;
+    if (!rl) return { headers: {}, limited: false, retryAfter: 0 };
+    const cap = Math.max(1, rl.perMinute);
+    const perMs = cap / 60_000;
+    const nowMs = performance.now();
+    const b = buckets.get(key) ?? { tokens: cap, lastMs: nowMs };
+    b.tokens = Math.min(cap, b.tokens + (nowMs - b.lastMs) * perMs);
+    b.lastMs = nowMs;
+    buckets.set(key, b);
+    const limited = b.tokens < 1;
+    if (!limited) b.tokens -= 1;
+    const reset = Math.ceil((cap - b.tokens) / perMs / 1000);
+    const retryAfter = limited ? Math.max(1, Math.ceil((1 - b.tokens) / perMs / 1000)) : 0;
+    const remaining = String(Math.max(0, Math.floor(b.tokens)));
+    const headers = {
+      'RateLimit-Limit': String(cap),
+      'RateLimit-Remaining': remaining,
+      'RateLimit-Reset': String(reset),
+      'X-RateLimit-Limit': String(cap),
+      'X-RateLimit-Remaining': remaining,
+      'X-RateLimit-Reset': String(reset),
+    };
+    return { headers, limited, retryAfter };
+  };
+
+  // ----- the server
+
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let closing = false;
+  const delay = (ms: number): Promise<void> =>
+    ms <= 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const t = setTimeout(() => {
+            timers.delete(t);
+            resolve();
+          }, ms);
+          timers.add(t);
+        });
+
+  const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    req.resume();
+    const url = new URL(req.url ?? '/', 'http://mock.invalid');
+    const m = matchRoute(url.pathname);
+    const send = (reply: Reply, extra: Record<string, string> = {}): void => {
+      if (closing || res.destroyed) return;
+      const headers: Record<string, string | number> = {
+        'Content-Type': reply.contentType ?? 'application/json; charset=utf-8',
+        'Content-Length': Buffer.byteLength(reply.body),
+        ...extra,
+        ...reply.headers,
+      };
+      res.writeHead(reply.status, headers);
+      res.end(reply.body);
+      count(req, m.counter, reply.status);
+    };
+
+    // Every random decision is drawn up front, the same number per request.
+    const f = faults;
+    const uFault = faultRng.next();
+    const uSlow = faultRng.next();
+    const uMissing = faultRng.next();
+    const uCut = faultRng.next();
+    const wait = latencyMs + (f?.rateSlow && uSlow < f.rateSlow ? (f.slowMs ?? 1500) : 0);
+    await delay(wait);
+    if (closing) return;
+
+    if (req.method !== 'GET') {
+      send(message(405, MSG.method), { Allow: 'GET' });
+      return;
+    }
+    const presented = presentedToken(req);
+    const rl = takeToken(presented ?? 'anonymous');
+    if (rl.limited) {
+      const extra = { ...rl.headers };
+      if (!opts.rateLimit?.omitRetryAfter) extra['Retry-After'] = String(rl.retryAfter);
+      send(message(429, MSG.rateLimited), extra);
+      return;
+    }
+    if (f?.failPath && f.failPath.test(url.pathname)) {
+      send(message(500, MSG.internal), rl.headers);
+      return;
+    }
+    let truncate = false;
+    if (f) {
+      let edge = 0;
+      const hit = (rate: number | undefined): boolean => {
+        const lo = edge;
+        edge += Math.max(0, rate ?? 0);
+        return uFault >= lo && uFault < edge;
+      };
+      if (hit(f.rate500)) return send(message(500, MSG.internal), rl.headers);
+      if (hit(f.rate502Html)) return send({ status: 502, body: HTML_502, contentType: 'text/html' }, rl.headers);
+      if (hit(f.rate503)) return send({ status: 503, body: HTML_503, contentType: 'text/html' }, rl.headers);
+      if (hit(f.rate429)) {
+        const extra = { ...rl.headers };
+        if (!(uMissing < (f.retryAfterMissingShare ?? 0))) extra['Retry-After'] = '1';
+        return send(message(429, MSG.rateLimited), extra);
+      }
+      if (hit(f.rateReset)) {
+        count(req, m.counter, 0);
+        req.socket.destroy();
+        return;
+      }
+      truncate = hit(f.rateTruncated);
+    }
+
+    if (url.searchParams.has('circle-token') && !opts.acceptQueryToken) {
+      send(message(401, MSG.queryAuth), rl.headers);
+      return;
+    }
+    const authed = presented === token || (opts.acceptQueryToken === true && url.searchParams.get('circle-token') === token);
+    let reply: Reply;
+    if (!authed && m.family === 'me') reply = message(401, MSG.login);
+    else if (!authed && m.family === 'project') reply = message(404, MSG.projectNotFound);
+    else if (!authed) reply = message(404, MSG.notFound);
+    else reply = handle(m, url.searchParams);
+    if (truncate && reply.status === 200 && reply.body.length > 1) {
+      // Cut mid-way (ASCII payloads, so characters = bytes); Content-Length matches the cut body.
+      const cut = Math.max(1, Math.floor(reply.body.length * (0.2 + 0.6 * uCut)));
+      reply = { ...reply, body: reply.body.slice(0, Math.min(cut, reply.body.length - 1)) };
+    }
+    send(reply, rl.headers);
+  };
+
+  const server = http.createServer((req, res) => {
+    onRequest(req, res).catch((err: unknown) => {
+      if (!res.headersSent && !res.destroyed) {
+        const body = JSON.stringify({ message: MSG.internal });
+        res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+      }
+      console.error('mock CircleCI server: handler failed:', err);
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+
+  return {
+    baseUrl: `http://${hostInUrl}:${port}/api/v2`,
+    port,
+    world,
+    counters,
+    resetCounters(): void {
+      counters.total = 0;
+      counters.byRoute = emptyRoutes();
+      counters.byStatus = {};
+      counters.log = [];
+    },
+    setFaults(next: FaultOptions | undefined): void {
+      faults = next;
+    },
+    close(): Promise<void> {
+      closing = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+}
+
+function emptyRoutes(): Record<RouteName, number> {
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, other: 0 };
+}
