@@ -1,0 +1,673 @@
+/**
+ * The mock CircleCI API v2 (src/mock): faithful to the contract in the reference (auth rules,
+ * slugs, pagination, data shapes), deterministic, and evolving as its clock moves. Real HTTP over
+ * 127.0.0.1 with the global fetch.
+ */
+import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../src/mock/server.js';
+import { World, type WorkflowJobItem } from '../src/mock/world.js';
+import type { Job, Pipeline, Workflow } from '../src/types/records.js';
+
+const TOKEN = 'mock-test-token-0123456789';
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const T0 = new Date('2026-03-01T12:00:00Z');
+const MS_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const SEC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const APP = 'circleci/8f3c1a2e-4b5d-4c6e-9f70-1a2b3c4d5e6f/0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5';
+
+interface Answer {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+  text: string;
+  headers: Headers;
+}
+
+async function call(server: MockServer, path: string, opts: { token?: string | null; headers?: Record<string, string>; method?: string } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token !== null && !opts.headers) headers['Circle-Token'] = opts.token ?? TOKEN;
+  const res = await fetch(server.baseUrl + path, { method: opts.method ?? 'GET', headers });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, body, text, headers: res.headers };
+}
+
+/** Follows next_page_token to the end; fails on anything but 200. */
+async function allPages<T>(server: MockServer, path: string, query: Record<string, string> = {}): Promise<{ items: T[]; pages: number }> {
+  const items: T[] = [];
+  let token: string | null | undefined;
+  let pages = 0;
+  do {
+    const q = new URLSearchParams({ ...query, ...(token ? { 'page-token': token } : {}) }).toString();
+    const r = await call(server, q ? `${path}?${q}` : path);
+    expect(r.status).toBe(200);
+    items.push(...r.body.items);
+    token = r.body.next_page_token;
+    pages++;
+  } while (token);
+  return { items, pages };
+}
+
+const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');
+const byId = <T extends { id: string }>(xs: T[]): T[] => [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+const jobKey = (j: Job): string => `${j.id}/${j._workflow_id}`;
+
+let world: World;
+let mock: MockServer;
+
+beforeAll(async () => {
+  world = new World({ seed: 11, now: T0, historyDays: 20, pipelinesPerDay: 6 });
+  mock = await startMockServer({ world, token: TOKEN });
+});
+afterAll(async () => {
+  await mock.close();
+});
+
+async function withServer<T>(opts: Partial<MockOptions> & { world?: World }, fn: (s: MockServer) => Promise<T>): Promise<T> {
+  const s = await startMockServer({ world: opts.world ?? world, token: TOKEN, ...opts });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+describe('auth', () => {
+  test('GET /me: 401 without or with a wrong token; Circle-Token, Basic token: and Basic token work', async () => {
+    for (const r of [await call(mock, '/me', { token: null }), await call(mock, '/me', { token: 'nope' })]) {
+      expect(r.status).toBe(401);
+      expect(r.body).toEqual({ message: 'You must log in first.' });
+    }
+    const ok = await call(mock, '/me');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual({ id: expect.stringMatching(UUID), login: expect.any(String), name: expect.any(String) });
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    expect((await call(mock, '/me', { headers: { Authorization: `Basic ${b64(`${TOKEN}:`)}` } })).status).toBe(200);
+    expect((await call(mock, '/me', { headers: { Authorization: `Basic ${b64(TOKEN)}` } })).status).toBe(200);
+    // The raw token in Basic, without base64, is not a credential.
+    expect((await call(mock, '/me', { headers: { Authorization: `Basic ${TOKEN}` } })).status).toBe(401);
+  });
+
+  test('?circle-token= is rejected with the deprecation message', async () => {
+    const r = await call(mock, `/me?circle-token=${TOKEN}`, { token: null });
+    expect(r.status).toBe(401);
+    expect(r.body.message).toMatch(/query parameter authentication has been deprecated/);
+  });
+
+  test('project routes answer 404 Project not found without a valid token, and for unknown projects', async () => {
+    const paths = ['/project/gh/acme/api', '/project/gh/acme/api/pipeline', '/project/gh/acme/api/pipeline/5', '/project/gh/acme/api/job/5'];
+    for (const path of paths) {
+      for (const token of [null, 'wrong-token']) {
+        const r = await call(mock, path, { token });
+        expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Project not found' } });
+      }
+    }
+    for (const path of ['/project/gh/acme/nope', '/project/gh/acme/nope/pipeline', '/project/bb/other/api/pipeline/1']) {
+      const r = await call(mock, path);
+      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Project not found' } });
+    }
+  });
+
+  test('id routes answer 404 Not Found without a valid token and for unknown ids', async () => {
+    const pipeline = world.listPipelines('gh/acme/api')[5];
+    const workflow = world.workflowsOf(pipeline.id)![0];
+    const paths = [`/pipeline/${pipeline.id}`, `/pipeline/${pipeline.id}/workflow`, `/workflow/${workflow.id}`, `/workflow/${workflow.id}/job`];
+    for (const path of paths) {
+      expect((await call(mock, path)).status).toBe(200);
+      for (const token of [null, 'wrong-token']) {
+        const r = await call(mock, path, { token });
+        expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Not Found' } });
+      }
+    }
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    for (const path of [`/pipeline/${unknown}`, `/pipeline/${unknown}/workflow`, `/workflow/${unknown}`, `/workflow/${unknown}/job`]) {
+      expect((await call(mock, path)).body).toEqual({ message: 'Not Found' });
+    }
+  });
+
+  test('unknown paths are 404 Not Found; other methods 405', async () => {
+    for (const path of ['/nope', '/project/gh/acme', '/project/gh/acme/api/extra', '/pipeline', '/../me', '/workflow/x/job/y']) {
+      const r = await call(mock, path);
+      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Not Found' } });
+    }
+    const r = await call(mock, '/me', { method: 'POST' });
+    expect(r.status).toBe(405);
+  });
+});
+
+describe('slugs', () => {
+  test('long forms and %2F-escaped slugs are accepted; payloads always carry the short form', async () => {
+    const short = await call(mock, '/project/gh/acme/api');
+    expect(short.status).toBe(200);
+    expect(short.body).toMatchObject({ slug: 'gh/acme/api', organization_slug: 'gh/acme', vcs_info: { provider: 'GitHub' } });
+    for (const path of ['/project/github/acme/api', '/project/gh%2Facme%2Fapi', '/project/github%2Facme%2Fapi', '/project/GitHub/acme/api']) {
+      const r = await call(mock, path);
+      expect({ path, body: r.body }).toEqual({ path, body: short.body });
+    }
+    const bb = await call(mock, '/project/bitbucket/acme/web/pipeline');
+    expect(bb.status).toBe(200);
+    expect(new Set(bb.body.items.map((p: Pipeline) => p.project_slug))).toEqual(new Set(['bb/acme/web']));
+    const viaAlias = await call(mock, '/project/github%2Facme%2Fapi/pipeline');
+    expect(viaAlias.body).toEqual((await call(mock, '/project/gh/acme/api/pipeline')).body);
+  });
+
+  test('circleci/<org-id>/<project-id> projects work (GitHub App style pipelines)', async () => {
+    const r = await call(mock, `/project/${slugPath(APP)}`);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ slug: APP, id: APP.split('/')[2], organization_id: APP.split('/')[1] });
+    const list = await call(mock, `/project/${encodeURIComponent(APP)}/pipeline`);
+    expect(list.body.items.length).toBe(20);
+    expect(list.body.items.every((p: Pipeline) => p.project_slug === APP)).toBe(true);
+    expect(list.body.items.some((p: Pipeline) => typeof (p.trigger_parameters as { github_app?: unknown })?.github_app === 'object')).toBe(true);
+  });
+});
+
+describe('pipeline lists', () => {
+  test('newest first, 20 per page; following every token yields exactly the world\'s pipelines', async () => {
+    for (const slug of world.projectSlugs()) {
+      const first = await call(mock, `/project/${slugPath(slug)}/pipeline`);
+      expect(first.body.items).toHaveLength(20);
+      expect(typeof first.body.next_page_token).toBe('string');
+      const { items, pages } = await allPages<Pipeline>(mock, `/project/${slugPath(slug)}/pipeline`);
+      const expected = world.listPipelines(slug);
+      expect(items.map((p) => p.id)).toEqual(expected.map((p) => p.id));
+      expect(new Set(items.map((p) => p.id)).size).toBe(items.length);
+      expect(pages).toBe(Math.ceil(expected.length / 20));
+      for (let i = 1; i < items.length; i++) {
+        expect(items[i].number!).toBeLessThan(items[i - 1].number!);
+        expect(items[i].created_at! < items[i - 1].created_at!).toBe(true);
+      }
+      for (const p of items) {
+        expect(p.id).toMatch(UUID);
+        expect(p.created_at).toMatch(MS_ISO);
+        expect(p.updated_at).toMatch(MS_ISO);
+        expect(p.updated_at! >= p.created_at!).toBe(true);
+        expect(p.project_slug).toBe(slug);
+      }
+    }
+  });
+
+  test('the last page has next_page_token null, or no key with omitLastPageToken', async () => {
+    const n = world.listPipelines('gh/acme/api').length;
+    const { items } = await allPages<Pipeline>(mock, '/project/gh/acme/api/pipeline');
+    expect(items.length).toBe(n);
+    // Walk again, keeping the last page body.
+    const walk = async (s: MockServer): Promise<Record<string, unknown>> => {
+      let body: Record<string, unknown> = {};
+      let token: string | undefined;
+      do {
+        body = (await call(s, `/project/gh/acme/api/pipeline${token ? `?page-token=${token}` : ''}`)).body;
+        token = body.next_page_token as string | undefined;
+      } while (token);
+      return body;
+    };
+    const last = await walk(mock);
+    expect('next_page_token' in last).toBe(true);
+    expect(last.next_page_token).toBeNull();
+    await withServer({ omitLastPageToken: true }, async (s) => {
+      const lastOmitted = await walk(s);
+      expect('next_page_token' in lastOmitted).toBe(false);
+      expect((lastOmitted.items as unknown[]).length).toBeGreaterThan(0);
+    });
+  });
+
+  test('a garbled, forged or cross-route token is 404 Not Found', async () => {
+    const first = await call(mock, '/project/gh/acme/api/pipeline');
+    const token: string = first.body.next_page_token;
+    const branchFirst = await call(mock, '/project/gh/acme/api/pipeline?branch=main');
+    const branchToken: string = branchFirst.body.next_page_token;
+    expect(typeof branchToken).toBe('string');
+    const [payload] = token.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), n: 3 })).toString('base64url') + '.' + token.split('.')[1];
+    const pipelineId = first.body.items[0].id;
+    const cases = [
+      `/project/gh/acme/api/pipeline?page-token=garbage`,
+      `/project/gh/acme/api/pipeline?page-token=${token.slice(0, -2)}`,
+      `/project/gh/acme/api/pipeline?page-token=${forged}`,
+      `/project/bb/acme/web/pipeline?page-token=${token}`, // another project
+      `/project/gh/acme/api/pipeline?branch=main&page-token=${token}`, // another branch
+      `/project/gh/acme/api/pipeline?page-token=${branchToken}`, // branch token without the branch
+      `/pipeline/${pipelineId}/workflow?page-token=${token}`, // another route
+    ];
+    for (const path of cases) {
+      const r = await call(mock, path);
+      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Not Found' } });
+    }
+    // The same token on an alias of the same slug is fine.
+    expect((await call(mock, `/project/github/acme/api/pipeline?page-token=${token}`)).status).toBe(200);
+  });
+
+  test('the branch filter returns only that branch, paged with its own tokens', async () => {
+    const { items } = await allPages<Pipeline>(mock, '/project/gh/acme/api/pipeline', { branch: 'main' });
+    expect(items.length).toBeGreaterThan(20);
+    const branchOf = (p: Pipeline): unknown => p.vcs?.branch ?? (p.trigger_parameters as { git?: { branch?: string } } | undefined)?.git?.branch;
+    expect(items.every((p) => branchOf(p) === 'main')).toBe(true);
+    expect(items.map((p) => p.id)).toEqual(world.listPipelines('gh/acme/api', 'main').map((p) => p.id));
+    expect((await call(mock, '/project/gh/acme/api/pipeline?branch=no-such-branch')).body).toEqual({ items: [], next_page_token: null });
+  });
+
+  test('paging while new pipelines arrive neither skips nor repeats', async () => {
+    const w = new World({ seed: 5, now: T0, historyDays: 10, pipelinesPerDay: 12 });
+    await withServer({ world: w }, async (s) => {
+      const before = w.listPipelines('gh/acme/api').map((p) => p.id);
+      const first = await call(s, '/project/gh/acme/api/pipeline');
+      w.advance(2 * DAY);
+      expect(w.listPipelines('gh/acme/api').length).toBeGreaterThan(before.length);
+      const seen: string[] = first.body.items.map((p: Pipeline) => p.id);
+      let token: string | null = first.body.next_page_token;
+      while (token) {
+        const r = await call(s, `/project/gh/acme/api/pipeline?page-token=${token}`);
+        seen.push(...r.body.items.map((p: Pipeline) => p.id));
+        token = r.body.next_page_token;
+      }
+      expect(seen).toEqual(before);
+      // A fresh walk sees the new ones on top.
+      const fresh = await allPages<Pipeline>(s, '/project/gh/acme/api/pipeline');
+      expect(fresh.items.map((p) => p.id)).toEqual(w.listPipelines('gh/acme/api').map((p) => p.id));
+    });
+  });
+
+  test('a pipeline by number and by id equals its list item', async () => {
+    const p = world.listPipelines('bb/acme/web')[7];
+    expect((await call(mock, `/project/bb/acme/web/pipeline/${p.number}`)).body).toEqual(p);
+    expect((await call(mock, `/pipeline/${p.id}`)).body).toEqual(p);
+    expect((await call(mock, '/project/bb/acme/web/pipeline/999999')).status).toBe(404);
+  });
+});
+
+describe('workflows and jobs', () => {
+  const truth = () => world.groundTruth(new Date(0));
+
+  test('jobs paginate with jobPageSize (5); every page of every workflow equals the world', async () => {
+    const t = truth();
+    const counts = new Map<string, number>();
+    for (const j of t.jobs) counts.set(j._workflow_id, (counts.get(j._workflow_id) ?? 0) + 1);
+    const big = [...counts].filter(([, n]) => n > 5).map(([id]) => id);
+    expect(big.length).toBeGreaterThan(0);
+    for (const id of big.slice(0, 5)) {
+      const { items, pages } = await allPages<WorkflowJobItem>(mock, `/workflow/${id}/job`);
+      expect(pages).toBe(2);
+      expect(items).toEqual(world.jobsOf(id));
+    }
+    await withServer({ jobPageSize: 2 }, async (s) => {
+      const { items, pages } = await allPages<WorkflowJobItem>(s, `/workflow/${big[0]}/job`);
+      expect(pages).toBe(Math.ceil(counts.get(big[0])! / 2));
+      expect(items).toEqual(world.jobsOf(big[0]));
+    });
+    // A job page token is bound to its workflow.
+    const firstPage = await call(mock, `/workflow/${big[0]}/job`);
+    expect((await call(mock, `/workflow/${big[1]}/job?page-token=${firstPage.body.next_page_token}`)).status).toBe(404);
+  });
+
+  test('blocked jobs have no job_number and started_at null; approval jobs look like the real ones', async () => {
+    const t = truth();
+    const blocked = t.jobs.filter((j) => j.status === 'blocked');
+    expect(blocked.length).toBeGreaterThan(0);
+    for (const j of blocked) {
+      expect('job_number' in j).toBe(false);
+      expect(j.started_at).toBeNull();
+      expect(j.stopped_at).toBeNull();
+    }
+    const approvals = t.jobs.filter((j) => j.type === 'approval');
+    expect(approvals.length).toBeGreaterThan(0);
+    for (const j of approvals) expect(j.approval_request_id).toBe(j.id);
+    const approved = approvals.filter((j) => j.status === 'success');
+    expect(approved.length).toBeGreaterThan(0);
+    for (const j of approved) {
+      expect(j.approved_by).toMatch(UUID);
+      expect(typeof j.job_number).toBe('number');
+      expect(j.started_at).toMatch(SEC_ISO);
+    }
+    for (const j of t.jobs) {
+      if (j.started_at) expect(j.started_at).toMatch(SEC_ISO);
+      if (j.stopped_at) expect(j.stopped_at).toMatch(SEC_ISO);
+      expect(j.id).toMatch(UUID);
+      expect(j.type === 'build' || j.type === 'approval').toBe(true);
+    }
+    const withDeps = t.jobs.filter((j) => (j.dependencies ?? []).length > 0);
+    expect(withDeps.some((j) => j.requires && Object.keys(j.requires).length === j.dependencies!.length)).toBe(true);
+  });
+
+  test('job details: 200 for build jobs with a number, 404 for approval jobs and unknown numbers', async () => {
+    const t = truth();
+    const build = t.jobs.find((j) => j.type === 'build' && typeof j.job_number === 'number' && j.status === 'success' && j.project_slug === 'gh/acme/api')!;
+    const d = await call(mock, `/project/gh/acme/api/job/${build.job_number}`);
+    expect(d.status).toBe(200);
+    expect(d.body).toMatchObject({ number: build.job_number, name: build.name, status: 'success', pipeline: { id: build._pipeline_id } });
+    const approval = t.jobs.find((j) => j.type === 'approval' && typeof j.job_number === 'number')!;
+    const a = await call(mock, `/project/${slugPath(approval.project_slug!)}/job/${approval.job_number}`);
+    expect(a.status).toBe(404);
+    expect((await call(mock, '/project/gh/acme/api/job/1')).status).toBe(404);
+    expect((await call(mock, '/project/gh/acme/api/job/999999999')).status).toBe(404);
+  });
+
+  test('the data has the documented variety', () => {
+    const t = truth();
+    const wfsOf = new Map<string, Workflow[]>();
+    for (const w of t.workflows) wfsOf.set(w.pipeline_id!, [...(wfsOf.get(w.pipeline_id!) ?? []), w]);
+    const errored = t.pipelines.filter((p) => p.state === 'errored');
+    expect(errored.length).toBeGreaterThan(0);
+    for (const p of errored) {
+      expect(p.errors![0].type).toMatch(/^config/);
+      expect(wfsOf.get(p.id)).toBeUndefined();
+    }
+    expect(t.pipelines.filter((p) => p.state === 'created').every((p) => Array.isArray(p.errors) && p.errors.length === 0)).toBe(true);
+    const noVcs = t.pipelines.filter((p) => !('vcs' in p));
+    expect(noVcs.length).toBeGreaterThan(0);
+    expect(noVcs.every((p) => typeof (p.trigger_parameters as { git?: { checkout_sha?: string } }).git?.checkout_sha === 'string')).toBe(true);
+    const tagged = t.pipelines.filter((p) => p.vcs?.tag);
+    expect(tagged.length).toBeGreaterThan(0);
+    expect(tagged.every((p) => !('branch' in p.vcs!))).toBe(true);
+    expect(t.pipelines.some((p) => p.vcs?.commit && p.vcs.commit.body === null)).toBe(true);
+    expect(t.pipelines.some((p) => p.vcs?.review_id && p.vcs.review_url)).toBe(true);
+    expect(new Set(t.pipelines.map((p) => p.trigger!.type))).toEqual(new Set(['webhook', 'api', 'scheduled_pipeline', 'explicit']));
+    expect(t.pipelines.some((p) => p.trigger!.actor!.login === 'renovate[bot]' && p.trigger!.actor!.avatar_url === null)).toBe(true);
+    expect(t.workflows.some((w) => w.tag === 'setup')).toBe(true);
+    expect(t.workflows.some((w) => w.status === 'canceled' && typeof w.canceled_by === 'string')).toBe(true);
+    for (const w of t.workflows) {
+      expect(w.created_at).toMatch(SEC_ISO);
+      const terminal = ['success', 'failed', 'error', 'canceled', 'not_run', 'unauthorized'].includes(w.status!);
+      if (terminal) expect(w.stopped_at).toMatch(SEC_ISO);
+      else expect(w.stopped_at).toBeNull();
+    }
+    // Numbers grow with created_at within a project.
+    for (const slug of world.projectSlugs()) {
+      const ps = t.pipelines.filter((p) => p.project_slug === slug).sort((a, b) => a.number! - b.number!);
+      for (let i = 1; i < ps.length; i++) expect(ps[i].created_at! > ps[i - 1].created_at!).toBe(true);
+    }
+    // A fresh world has something in flight near "now".
+    expect(t.workflows.some((w) => w.stopped_at === null)).toBe(true);
+    expect(t.pipelines.some((p) => p.state === 'setup-pending')).toBe(true);
+  });
+});
+
+describe('ground truth', () => {
+  test('equals what paging the API returns for pipelines since startDate, their workflows and jobs', async () => {
+    const startDate = new Date(T0.getTime() - 7 * DAY);
+    const got = { pipelines: [] as Pipeline[], workflows: [] as Workflow[], jobs: [] as Job[] };
+    for (const slug of world.projectSlugs()) {
+      let token: string | null = null;
+      let done = false;
+      do {
+        const r = await call(mock, `/project/${slugPath(slug)}/pipeline${token ? `?page-token=${token}` : ''}`);
+        for (const p of r.body.items as Pipeline[]) {
+          if (Date.parse(p.created_at!) < startDate.getTime()) done = true;
+          else got.pipelines.push(p);
+        }
+        token = r.body.next_page_token;
+      } while (token && !done);
+    }
+    for (const p of got.pipelines) {
+      const { items: wfs } = await allPages<Workflow>(mock, `/pipeline/${p.id}/workflow`);
+      got.workflows.push(...wfs);
+      for (const w of wfs) {
+        const { items } = await allPages<WorkflowJobItem>(mock, `/workflow/${w.id}/job`);
+        got.jobs.push(...items.map((j) => ({ ...j, _pipeline_id: p.id, _workflow_id: w.id })));
+      }
+    }
+    const truth = world.groundTruth(startDate);
+    expect(truth.pipelines.length).toBeGreaterThan(50);
+    expect(byId(got.pipelines)).toEqual(byId(truth.pipelines));
+    expect(byId(got.workflows)).toEqual(byId(truth.workflows));
+    const sortJobs = (js: Job[]): Job[] => [...js].sort((a, b) => (jobKey(a) < jobKey(b) ? -1 : 1));
+    expect(sortJobs(got.jobs)).toEqual(sortJobs(truth.jobs));
+    expect(new Set(truth.jobs.map(jobKey)).size).toBe(truth.jobs.length);
+  });
+
+  test('determinism: the same seed and clock give the same world; another seed another', () => {
+    const a = new World({ seed: 99, now: T0 });
+    const b = new World({ seed: 99, now: T0 });
+    expect(b.groundTruth(new Date(0))).toEqual(a.groundTruth(new Date(0)));
+    // Advancing in steps or at once ends in the same world.
+    a.advance(5 * HOUR);
+    a.advance(19 * HOUR);
+    b.advance(DAY);
+    expect(b.groundTruth(new Date(0))).toEqual(a.groundTruth(new Date(0)));
+    const c = new World({ seed: 100, now: T0 });
+    expect(c.listPipelines('gh/acme/api')[0].id).not.toBe(new World({ seed: 99, now: T0 }).listPipelines('gh/acme/api')[0].id);
+  });
+});
+
+describe('advance()', () => {
+  test('new pipelines, setup pipelines move on, non-terminal workflows finish, reruns reuse job ids', () => {
+    const w = new World({ seed: 21, now: T0, historyDays: 20, pipelinesPerDay: 8 });
+    const t0 = w.groundTruth(new Date(0));
+    const maxNumber = new Map(w.projectSlugs().map((s) => [s, w.listPipelines(s)[0].number!]));
+
+    // The newest pipeline of the first project is setup-pending, without workflows yet.
+    const setupPending = w.listPipelines(w.projectSlugs()[0])[0];
+    expect(setupPending.state).toBe('setup-pending');
+    expect(w.workflowsOf(setupPending.id)).toEqual([]);
+    const running = t0.workflows.filter((x) => x.stopped_at === null);
+    expect(running.length).toBeGreaterThan(0);
+
+    w.advance(10 * 60_000);
+    const moved = w.pipeline(setupPending.id)!;
+    expect(moved.state).toBe('created');
+    expect(moved.updated_at! > setupPending.updated_at!).toBe(true);
+    expect(w.workflowsOf(setupPending.id)!.some((x) => x.tag === 'setup')).toBe(true);
+    expect(w.workflowsOf(setupPending.id)!.length).toBeGreaterThan(1);
+
+    // Within 2 days of their pipelines, every original workflow is terminal.
+    w.advance(2 * DAY);
+    for (const x of running) {
+      const now = w.workflow(x.id)!;
+      expect(now.stopped_at).toMatch(SEC_ISO);
+      expect(['success', 'failed', 'error', 'canceled']).toContain(now.status);
+    }
+    // New pipelines arrived, numbered on from the old maximum, created after T0.
+    for (const slug of w.projectSlugs()) {
+      const ps = w.listPipelines(slug);
+      expect(ps[0].number!).toBeGreaterThan(maxNumber.get(slug)!);
+      const fresh = ps.filter((p) => p.number! > maxNumber.get(slug)!);
+      expect(fresh.map((p) => p.number)).toEqual(fresh.map((_, i) => ps[0].number! - i));
+      expect(fresh.every((p) => Date.parse(p.created_at!) > T0.getTime())).toBe(true);
+    }
+
+    w.advance(3 * DAY);
+    const t1 = w.groundTruth(new Date(0));
+    const pipelineCreated = new Map(t1.pipelines.map((p) => [p.id, Date.parse(p.created_at!)]));
+    const oldIds = new Set(t0.workflows.map((x) => x.id));
+    // Reruns: new workflows in pipelines that existed at T0, created after T0, within 5 days of the pipeline.
+    const reruns = t1.workflows.filter((x) => !oldIds.has(x.id) && pipelineCreated.get(x.pipeline_id!)! < T0.getTime() - HOUR);
+    expect(reruns.length).toBeGreaterThan(0);
+    for (const x of reruns) {
+      const created = Date.parse(x.created_at!);
+      expect(created).toBeGreaterThan(T0.getTime());
+      expect(created - pipelineCreated.get(x.pipeline_id!)!).toBeLessThanOrEqual(5 * DAY);
+      expect(t1.workflows.some((o) => o.pipeline_id === x.pipeline_id && o.name === x.name && o.id !== x.id)).toBe(true);
+    }
+    // Rerun from failed: a job id listed under two workflows of the same pipeline.
+    const seen = new Map<string, Job>();
+    let shared = 0;
+    for (const j of t1.jobs) {
+      const other = seen.get(j.id);
+      if (other) {
+        shared++;
+        expect(other._workflow_id).not.toBe(j._workflow_id);
+        expect(other._pipeline_id).toBe(j._pipeline_id);
+        expect(other.job_number).toBe(j.job_number);
+      }
+      seen.set(j.id, j);
+    }
+    expect(shared).toBeGreaterThan(0);
+    // Nothing is still moving on pipelines older than 5 days.
+    const nowMs = w.now().getTime();
+    for (const x of t1.workflows) {
+      if (pipelineCreated.get(x.pipeline_id!)! < nowMs - 5 * DAY) expect(x.stopped_at).not.toBeNull();
+    }
+    expect(() => w.advance(-1)).toThrow();
+  });
+});
+
+describe('rate limit and faults', () => {
+  test('a small per-token bucket answers 429 with an integer Retry-After, and rate-limit headers throughout', async () => {
+    await withServer({ rateLimit: { perMinute: 5 } }, async (s) => {
+      const answers: Answer[] = [];
+      for (let i = 0; i < 7; i++) answers.push(await call(s, '/me'));
+      expect(answers.slice(0, 5).map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+      const limited = answers[answers.length - 1];
+      expect(limited.status).toBe(429);
+      expect(limited.body).toEqual({ message: 'Rate limit exceeded.' });
+      expect(limited.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
+      for (const a of answers) {
+        for (const h of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+          expect(a.headers.get(h)).toMatch(/^[0-9]+$/);
+        }
+      }
+      expect(answers[0].headers.get('ratelimit-limit')).toBe('5');
+      expect(answers[0].headers.get('ratelimit-remaining')).toBe('4');
+      // The bucket is per token: another credential is not limited by it.
+      expect((await call(s, '/me', { token: 'someone-else' })).status).toBe(401);
+    });
+    await withServer({ rateLimit: { perMinute: 1, omitRetryAfter: true } }, async (s) => {
+      await call(s, '/me');
+      const limited = await call(s, '/me');
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toBeNull();
+      expect(limited.headers.get('ratelimit-reset')).toMatch(/^[0-9]+$/);
+    });
+  });
+
+  test('injected faults occur at about the configured rates, and are counted', async () => {
+    const faults: FaultOptions = { rate500: 0.1, rate502Html: 0.1, rate503: 0.05, rate429: 0.1, retryAfterMissingShare: 0.5, rateReset: 0.05, rateTruncated: 0.1 };
+    await withServer({ faults, seed: 4 }, async (s) => {
+      const N = 400;
+      const seen: Record<string, number> = {};
+      let retryAfter = 0;
+      let noRetryAfter = 0;
+      for (let i = 0; i < N; i++) {
+        let kind: string;
+        try {
+          const res = await fetch(s.baseUrl + '/me', { headers: { 'Circle-Token': TOKEN } });
+          const text = await res.text();
+          kind = String(res.status);
+          if (res.status === 200) {
+            expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+            try {
+              JSON.parse(text);
+            } catch {
+              kind = 'truncated';
+            }
+          }
+          if (res.status === 502) expect(text).toMatch(/<html>/);
+          if (res.status === 429) {
+            if (res.headers.get('retry-after') === '1') retryAfter++;
+            else noRetryAfter++;
+          }
+        } catch {
+          kind = 'reset';
+        }
+        seen[kind] = (seen[kind] ?? 0) + 1;
+      }
+      const near = (k: string, rate: number): void => {
+        const expected = rate * N;
+        const n = seen[k] ?? 0;
+        expect({ k, n, near: n >= expected * 0.5 && n <= expected * 1.6 }).toEqual({ k, n, near: true });
+      };
+      near('500', 0.1);
+      near('502', 0.1);
+      near('503', 0.05);
+      near('429', 0.1);
+      near('reset', 0.05);
+      near('truncated', 0.1);
+      near('200', 0.5);
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(noRetryAfter).toBeGreaterThan(0);
+      // The server counted every request, faulted ones included.
+      expect(s.counters.total).toBeGreaterThanOrEqual(N);
+      expect(s.counters.byRoute.me).toBe(s.counters.total);
+      expect(s.counters.byStatus.reset).toBe(seen.reset);
+      expect(s.counters.byStatus['500']).toBe(seen['500']);
+      expect(s.counters.log.length).toBe(s.counters.total);
+      expect(s.counters.log[0]).toMatchObject({ method: 'GET', path: '/api/v2/me' });
+      expect(s.counters.log[0].headers['circle-token']).toBe(TOKEN);
+
+      // Faults can be switched off at run time; counters reset in place.
+      s.setFaults(undefined);
+      s.resetCounters();
+      for (let i = 0; i < 20; i++) expect((await call(s, '/me')).status).toBe(200);
+      expect(s.counters).toMatchObject({ total: 20, byStatus: { '200': 20 } });
+    });
+  });
+
+  test('failPath makes matching requests fail with 500 while the rest work', async () => {
+    await withServer({ faults: { failPath: /\/workflow\/[^/]+\/job$/ } }, async (s) => {
+      const p = world.listPipelines('gh/acme/api')[3];
+      const wf = world.workflowsOf(p.id)![0];
+      expect((await call(s, `/pipeline/${p.id}/workflow`)).status).toBe(200);
+      for (let i = 0; i < 3; i++) {
+        const r = await call(s, `/workflow/${wf.id}/job`);
+        expect(r.status).toBe(500);
+        expect(r.body).toEqual({ message: 'Internal server error.' });
+      }
+      expect(s.counters.byRoute).toMatchObject({ workflows: 1, jobs: 3 });
+    });
+  });
+
+  test('slow responses take at least slowMs', async () => {
+    await withServer({ faults: { rateSlow: 0.5, slowMs: 300 } }, async (s) => {
+      let slow = 0;
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        expect((await call(s, '/me')).status).toBe(200);
+        if (performance.now() - started >= 300) slow++;
+      }
+      expect(slow).toBeGreaterThanOrEqual(4);
+    });
+  });
+});
+
+describe('retention', () => {
+  test('children of pipelines older than retentionDays are 404 while the pipeline still lists', async () => {
+    await withServer({ retentionDays: 5 }, async (s) => {
+      const ps = world.listPipelines('gh/acme/api');
+      const old = ps.find((p) => Date.parse(p.created_at!) < T0.getTime() - 6 * DAY && (world.workflowsOf(p.id) ?? []).length > 0)!;
+      const recent = ps.find((p) => Date.parse(p.created_at!) > T0.getTime() - 3 * DAY && (world.workflowsOf(p.id) ?? []).length > 0)!;
+      const oldWf = world.workflowsOf(old.id)![0];
+      const oldJob = world.jobsOf(oldWf.id)!.find((j) => typeof j.job_number === 'number' && j.type === 'build')!;
+      const { items } = await allPages<Pipeline>(s, '/project/gh/acme/api/pipeline');
+      expect(items.some((p) => p.id === old.id)).toBe(true);
+      expect((await call(s, `/pipeline/${old.id}`)).status).toBe(200);
+      for (const path of [`/pipeline/${old.id}/workflow`, `/workflow/${oldWf.id}`, `/workflow/${oldWf.id}/job`, `/project/gh/acme/api/job/${oldJob.job_number}`]) {
+        const r = await call(s, path);
+        expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Not Found' } });
+      }
+      const recentWf = world.workflowsOf(recent.id)![0];
+      expect((await call(s, `/pipeline/${recent.id}/workflow`)).status).toBe(200);
+      expect((await call(s, `/workflow/${recentWf.id}/job`)).status).toBe(200);
+      // The ground truth can leave expired children out too.
+      const truth = world.groundTruth(new Date(0), { retentionDays: 5 });
+      expect(truth.pipelines.some((p) => p.id === old.id)).toBe(true);
+      expect(truth.workflows.some((w) => w.pipeline_id === old.id)).toBe(false);
+      expect(truth.workflows.some((w) => w.pipeline_id === recent.id)).toBe(true);
+    });
+  });
+});
+
+describe('scale', () => {
+  test('a year of 30 pipelines a day in 3 projects builds fast and pages cheaply', async () => {
+    const started = performance.now();
+    const big = new World({ seed: 3, historyDays: 365, pipelinesPerDay: 30 });
+    const built = performance.now() - started;
+    expect(big.size()).toBeGreaterThan(30_000);
+    expect(built).toBeLessThan(3000);
+    await withServer({ world: big }, async (s) => {
+      const first = await call(s, '/project/gh/acme/api/pipeline');
+      expect(first.body.items).toHaveLength(20);
+      let token: string = first.body.next_page_token;
+      const t = performance.now();
+      for (let i = 0; i < 50; i++) {
+        const r = await call(s, `/project/gh/acme/api/pipeline?page-token=${token}`);
+        token = r.body.next_page_token;
+      }
+      expect((performance.now() - t) / 50).toBeLessThan(50);
+    });
+  });
+});
