@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+import { closeAgents } from '../circleci/http.js';
+import { parseConfig, readJsonFile, spec } from '../config.js';
+import { asConnectorError, configError } from '../errors.js';
+import { Output } from '../protocol/output.js';
+import { SingerSink, TAP_NAME, logLine, schemaMessage, writeText } from '../protocol/singer.js';
+import { registerSecret } from '../redact.js';
+import { packageVersion } from '../resources.js';
+import { runSync } from '../sync/engine.js';
+import { parseSingerCatalog, selectAll, singerCatalog } from '../sync/singer-catalog.js';
+import { parseSingerState } from '../sync/singer-state.js';
+
+/**
+ * The Singer face (`tap-circleci`, for Meltano): --discover, a sync with --catalog/--properties
+ * and --state, --about, --test, --version, --help. stdout carries Singer messages only; logs go
+ * to stderr.
+ */
+
+const out = new Output();
+const log = (level: Parameters<typeof logLine>[0], message: string) => out.log(logLine(level, message));
+
+const DESCRIPTION = 'Singer tap for CircleCI (API v2): pipelines, workflows and jobs. Same engine as the source-circleci Airbyte connector.';
+const CAPABILITIES = ['catalog', 'discover', 'state', 'about', 'test'];
+const ENV_PREFIX = 'TAP_CIRCLECI_';
+
+const USAGE = `Usage: ${TAP_NAME} [options]
+
+${DESCRIPTION}
+
+  -c, --config FILE|ENV     Config JSON file; repeat to merge several (later files win).
+                            ENV reads ${ENV_PREFIX}<SETTING> variables (e.g. ${ENV_PREFIX}TOKEN).
+  -d, --discover            Print the catalog (no API call, no credentials needed).
+      --catalog FILE        Catalog to sync (selected streams and properties).
+  -p, --properties FILE     Same as --catalog (older Singer taps).
+  -s, --state FILE          State to resume from ({"bookmarks": ...}; tap-circle-ci's state works too).
+      --about               Print name, version, capabilities and settings.
+      --format json|markdown  Output format of --about.
+      --test[=schema]       Sync at most one record per stream (=schema: SCHEMA messages only).
+      --version             Print the version.
+  -h, --help                Print this help.
+
+With no catalog every stream and field is synced.`;
+
+interface Args {
+  config: string[];
+  catalog?: string;
+  properties?: string;
+  state?: string;
+  discover: boolean;
+  about: boolean;
+  format?: string;
+  test?: 'all' | 'schema';
+  version: boolean;
+  help: boolean;
+}
+
+const VALUE_FLAGS: Record<string, keyof Args> = {
+  '--config': 'config', '-c': 'config',
+  '--catalog': 'catalog',
+  '--properties': 'properties', '-p': 'properties',
+  '--state': 'state', '-s': 'state',
+  '--format': 'format',
+};
+const BOOL_FLAGS: Record<string, 'discover' | 'about' | 'version' | 'help'> = {
+  '--discover': 'discover', '-d': 'discover',
+  '--about': 'about',
+  '--version': 'version', '-V': 'version',
+  '--help': 'help', '-h': 'help',
+};
+
+/** Flags in any order, `--x v` or `--x=v`, singer-python's short forms. */
+export function parseArgs(argv: string[]): Args {
+  const args: Args = { config: [], discover: false, about: false, version: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (flag === '--test') {
+      const v = inline ?? (['all', 'schema', 'record'].includes(argv[i + 1] ?? '') ? argv[++i] : 'all');
+      if (v !== 'all' && v !== 'schema' && v !== 'record') throw usageError(`--test takes no value, or =schema (got "${v}").`);
+      args.test = v === 'schema' ? 'schema' : 'all';
+      continue;
+    }
+    if (flag in BOOL_FLAGS) {
+      if (inline !== undefined) throw usageError(`${flag} takes no value.`);
+      args[BOOL_FLAGS[flag]] = true;
+      continue;
+    }
+    const key = VALUE_FLAGS[flag];
+    if (!key) throw usageError(arg.startsWith('-') ? `Unknown option ${flag}.` : `Unexpected argument "${arg}".`);
+    const value = inline ?? argv[++i];
+    if (value === undefined || (inline === undefined && value.startsWith('-') && value !== '-')) throw usageError(`${flag} needs a value.`);
+    if (key === 'config') args.config.push(value);
+    else (args as unknown as Record<string, string>)[key] = value;
+  }
+  if (args.format !== undefined && !['json', 'markdown'].includes(args.format)) throw usageError(`--format is json or markdown (got "${args.format}").`);
+  return args;
+}
+
+const usageError = (message: string) => configError(`${message} Run ${TAP_NAME} --help for the options.`);
+
+/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers. */
+function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const [key, prop] of Object.entries(spec.properties) as Array<[string, { type?: string }]>) {
+    const value = env[`${ENV_PREFIX}${key.toUpperCase().replace(/-/g, '_')}`];
+    if (value === undefined) continue;
+    if (prop.type === 'array' || prop.type === 'object') {
+      try {
+        config[key] = JSON.parse(value);
+      } catch {
+        config[key] = value; // project_slugs may be a space-separated string
+      }
+    } else if (prop.type === 'integer' && /^-?\d+$/.test(value.trim())) config[key] = Number(value);
+    else config[key] = value;
+  }
+  return config;
+}
+
+/** Reads and merges every --config, registering the token as a secret before anything can print it. */
+function rawConfig(paths: string[]): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  for (const path of paths) {
+    const raw = path === 'ENV' ? configFromEnv() : readJsonFile(path, 'config');
+    if (raw && typeof raw === 'object' && typeof (raw as { token?: unknown }).token === 'string') registerSecret((raw as { token: string }).token);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw configError(`The config file ${path} must hold a JSON object such as {"token": "...", "project_slugs": ["gh/acme/api"]}.`);
+    Object.assign(merged, raw);
+  }
+  return merged;
+}
+
+/** spec.json as the Meltano SDK's settings schema: secrets marked, Airbyte-only keys dropped. */
+export function settingsSchema() {
+  const properties: Record<string, Record<string, unknown>> = {};
+  for (const [key, prop] of Object.entries(spec.properties) as Array<[string, Record<string, unknown>]>) {
+    const { airbyte_secret: secret, order: _order, ...rest } = prop;
+    properties[key] = secret ? { ...rest, secret: true, writeOnly: true } : rest;
+  }
+  return { type: 'object', properties, required: spec.required };
+}
+
+function about() {
+  return { name: TAP_NAME, description: DESCRIPTION, version: packageVersion(), capabilities: CAPABILITIES, settings: settingsSchema() };
+}
+
+function aboutMarkdown(): string {
+  const a = about();
+  const cell = (v: unknown) => String(v ?? 'None').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const rows = Object.entries(a.settings.properties).map(
+    ([key, p]) => `| ${key} | ${a.settings.required.includes(key) ? 'True' : 'False'} | ${cell(p.default)} | ${cell(p.description)}${p.secret ? ' (secret)' : ''} |`,
+  );
+  return [
+    `# \`${a.name}\``, '', a.description, '', `Built with the source-circleci engine, version ${a.version}.`, '',
+    '## Capabilities', '', ...a.capabilities.map((c) => `* \`${c}\``), '',
+    '## Settings', '', '| Setting | Required | Default | Description |', '|:--------|:--------:|:-------:|:------------|', ...rows, '',
+    `A full list of supported settings and capabilities is available by running: \`${a.name} --about\``, '',
+    '### Configure using environment variables', '',
+    `This tap reads \`${ENV_PREFIX}<SETTING>\` variables (e.g. \`${ENV_PREFIX}TOKEN\`) when run with \`--config ENV\`.`, '',
+  ].join('\n');
+}
+
+function aboutText(): string {
+  const a = about();
+  return [
+    `Name: ${a.name}`, `Description: ${a.description}`, `Version: ${a.version}`, `Capabilities: [${a.capabilities.join(', ')}]`,
+    'Settings:', ...Object.entries(a.settings.properties).map(([k, p]) => `  ${k}${a.settings.required.includes(k) ? ' (required)' : ''}: ${String(p.description ?? '')}`),
+  ].join('\n');
+}
+
+// ---- the sync, and how it stops
+
+const controller = new AbortController();
+let stopping = false;
+
+async function finish(code: number): Promise<never> {
+  closeAgents();
+  await out.flush();
+  process.exit(code);
+}
+
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  controller.abort();
+  log('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.');
+  // Every STATE already printed stands; print nothing more. A stuck reader must not keep us alive.
+  setTimeout(() => process.exit(143), 5_000).unref();
+  void finish(143);
+});
+
+process.on('uncaughtException', (e) => fail(e));
+process.on('unhandledRejection', (e) => fail(e));
+
+function fail(e: unknown): Promise<never> {
+  const err = asConnectorError(e);
+  log('CRITICAL', err.message);
+  if (err.failureType === 'system_error' && err.stack) out.log(err.stack);
+  return finish(1);
+}
+
+async function sync(args: Args): Promise<void> {
+  if (!args.config.length) throw usageError('--config is required to sync (a JSON file, or ENV).');
+  const cfg = parseConfig(rawConfig(args.config));
+  const catalogPath = args.catalog ?? args.properties;
+  const picked = catalogPath ? parseSingerCatalog(readJsonFile(catalogPath, 'catalog')) : selectAll();
+  if (!catalogPath) log('INFO', 'No catalog given: syncing every stream and field.');
+  for (const n of picked.notes) log('WARN', n);
+  if (args.test === 'schema') {
+    for (const s of picked.streams.values()) await out.line(schemaMessage(s));
+    return;
+  }
+  if (picked.selection.size === 0) {
+    log('WARN', 'The catalog selects no streams: nothing to sync. Select streams with `select:` in meltano.yml or "selected": true in the catalog metadata.');
+    return;
+  }
+  const { state, bookmarks } = args.state
+    ? parseSingerState(readJsonFile(args.state, 'state'), cfg.projectSlugs, (m) => log('INFO', m))
+    : { state: {}, bookmarks: {} };
+  if (args.test) log('INFO', 'Test mode: at most one record per stream.');
+  const sink = new SingerSink(out, picked.streams, bookmarks, {
+    ...(args.test ? { maxRecordsPerStream: 1, onSampled: () => controller.abort() } : {}),
+    stopped: () => {
+      // A reader that went away (EPIPE): stop fetching too.
+      if (out.isClosed && !controller.signal.aborted) controller.abort();
+      return stopping || out.isClosed;
+    },
+  });
+  await runSync(cfg, picked.selection, state, sink, controller.signal);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) return writeText(USAGE);
+  if (args.version) return writeText(`${TAP_NAME} ${packageVersion()}`);
+  // --about and --discover need no credentials and make no API call; a --config is ignored.
+  if (args.about) {
+    if (args.format === 'json') return out.line(about());
+    return writeText(args.format === 'markdown' ? aboutMarkdown() : aboutText());
+  }
+  if (args.discover) return out.line(singerCatalog());
+  return sync(args);
+}
+
+try {
+  await main();
+  await finish(stopping ? 143 : 0);
+} catch (e) {
+  if (stopping) await finish(143);
+  await fail(e);
+}

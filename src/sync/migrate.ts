@@ -1,0 +1,105 @@
+import { configError } from '../errors.js';
+import { parseStreamState, type StreamState, type SyncState } from './state.js';
+
+/**
+ * singer-io/tap-circle-ci's STATE, converted so its users switch without a full re-sync:
+ *
+ * ```json
+ * {"currently_syncing": null,
+ *  "bookmarks": {"pipelines": {"gh/acme/app": "2024-01-01T02:00:02.014000Z"},
+ *                "workflows": {"<pipeline-uuid>": "2024-01-01T02:00:06.014000Z", "currently_syncing": null},
+ *                "jobs": {}}}
+ * ```
+ *
+ * - pipelines (per project, max `updated_at`) → `{slug: {updated_at}}`, the engine's own shape.
+ * - workflows were bookmarked per pipeline id, which names no project. Each project that has a
+ *   pipelines bookmark gets a workflows cursor (`created_at`) = the earlier of that project's
+ *   pipelines bookmark and the newest workflows bookmark of the file. Workflows created since
+ *   tap-circle-ci's last run are all newer than that, so none is lost; workflows still running
+ *   at that run keep the status tap-circle-ci saw (as they would have with tap-circle-ci).
+ *   With no workflows bookmark at all (tap-circle-ci never synced workflows), workflows start
+ *   from `start_date`.
+ * - jobs were FULL_TABLE: nothing to keep. `currently_syncing` is dropped (tap-circle-ci writes a
+ *   project's pipelines bookmark only after all of it, so an interrupted run loses nothing).
+ *
+ * Pure; `note` receives what a user should be told (a log line).
+ */
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const LEGACY_STREAMS = ['pipelines', 'workflows', 'jobs'] as const;
+const SDK_KEYS = ['partitions', 'replication_key', 'replication_key_value', 'progress_markers'];
+
+/** One stream's bookmark in tap-circle-ci's shape: a flat map of id → timestamp string. */
+export function isTapCircleCiBookmark(value: unknown): value is Record<string, unknown> {
+  if (!isObject(value)) return false;
+  if (SDK_KEYS.some((k) => k in value)) return false;
+  return Object.entries(value).every(([k, v]) => typeof v === 'string' || (k === 'currently_syncing' && (v === null || typeof v === 'string')));
+}
+
+const timestamps = (map: Record<string, unknown>): Array<[string, string]> =>
+  Object.entries(map).filter((e): e is [string, string] => e[0] !== 'currently_syncing' && typeof e[1] === 'string');
+
+function checkTime(stream: string, key: string, value: string): number {
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) {
+    throw configError(`The tap-circle-ci state has ${stream} bookmark "${key}" = ${JSON.stringify(value)}, which is not a date-time. Fix or remove the state file (a sync without state starts again from start_date).`);
+  }
+  return t;
+}
+
+/** tap-circle-ci's pipelines map → the engine's pipelines state (slugs normalised). */
+export function migratePipelines(map: Record<string, unknown>): StreamState {
+  const raw: Record<string, { updated_at: string }> = {};
+  for (const [slug, value] of timestamps(map)) raw[slug] = { updated_at: new Date(checkTime('pipelines', slug, value)).toISOString() };
+  return parseStreamState('pipelines', raw, 'tap-circle-ci state');
+}
+
+/**
+ * tap-circle-ci's per-pipeline workflows map → one cursor per project of `pipelines` (the
+ * engine's pipelines state, whatever format it came in). Empty when the map holds no bookmark.
+ */
+export function migrateWorkflows(map: Record<string, unknown>, pipelines: StreamState): StreamState {
+  const times = timestamps(map).map(([id, v]) => checkTime('workflows', id, v));
+  if (!times.length) return {};
+  const newest = Math.max(...times);
+  const out: StreamState = {};
+  for (const [slug, cursor] of Object.entries(pipelines)) {
+    const p = typeof cursor.updated_at === 'string' ? Date.parse(cursor.updated_at) : NaN;
+    if (Number.isNaN(p)) continue;
+    out[slug] = { created_at: new Date(Math.min(p, newest)).toISOString() };
+  }
+  return out;
+}
+
+/**
+ * Detects tap-circle-ci's state file (`{"bookmarks": {...}}` whose pipelines, workflows and jobs
+ * entries are flat id → timestamp maps) and converts it to the engine's `SyncState`; undefined
+ * when `raw` is not in that shape. Streams other than the three are dropped.
+ */
+export function migrateTapCircleCiState(raw: unknown, note?: (message: string) => void): SyncState | undefined {
+  if (!isObject(raw) || !isObject(raw.bookmarks)) return undefined;
+  const bookmarks = raw.bookmarks;
+  const present = LEGACY_STREAMS.filter((s) => s in bookmarks);
+  if (!present.length || !present.every((s) => isTapCircleCiBookmark(bookmarks[s]))) return undefined;
+  // `{"bookmarks": {"pipelines": {}}}` is empty in every format: nothing to convert.
+  if (!('currently_syncing' in raw) && present.every((s) => Object.keys(bookmarks[s] as object).length === 0)) return undefined;
+
+  const state: SyncState = {};
+  const pipelines = isObject(bookmarks.pipelines) ? migratePipelines(bookmarks.pipelines) : {};
+  if (Object.keys(pipelines).length) state.pipelines = pipelines;
+  const legacyWorkflows = isObject(bookmarks.workflows) ? timestamps(bookmarks.workflows).length : 0;
+  const workflows = isObject(bookmarks.workflows) ? migrateWorkflows(bookmarks.workflows, pipelines) : {};
+  if (Object.keys(workflows).length) state.workflows = workflows;
+
+  note?.(
+    `State from tap-circle-ci detected: pipelines bookmarks of ${Object.keys(pipelines).length} project(s) kept as they are. ` +
+      (legacyWorkflows
+        ? `Its ${legacyWorkflows} workflows bookmarks are per pipeline id and name no project, so each project's workflows cursor is ` +
+          `the earlier of its pipelines bookmark and the newest workflows bookmark (${Object.keys(workflows).length} project(s)); ` +
+          'workflows still running at tap-circle-ci\'s last run keep the status it saw. '
+        : 'It has no workflows bookmark, so workflows start from start_date. ') +
+      'Jobs are full table, as before.',
+  );
+  return state;
+}
