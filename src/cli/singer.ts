@@ -189,6 +189,13 @@ process.on('SIGTERM', () => {
   void finish(143);
 });
 
+// The reader went away (EPIPE): nothing more can be delivered, so stop now, quietly. (Output stops
+// writing, but a write waiting for 'drain' would wait forever.)
+process.stdout.on('error', () => {
+  controller.abort();
+  void finish(0);
+});
+
 process.on('uncaughtException', (e) => fail(e));
 process.on('unhandledRejection', (e) => fail(e));
 
