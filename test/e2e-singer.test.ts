@@ -355,6 +355,8 @@ describe('sync', () => {
     deselect('workflows', 'created_at'); // the replication key: kept
     deselect('jobs', '_workflow_id'); // a key: kept
     deselect('jobs', 'dependencies');
+    // A nested field (Meltano writes breadcrumbs for nested properties too).
+    catalog.streams[0].metadata.push({ breadcrumb: ['properties', 'trigger', 'properties', 'actor'], metadata: { selected: false } });
     const r = await sync({ catalog });
     expect(r.code).toBe(0);
     const schema = (s: string) => Object.keys(schemasOf(r.messages).find((m) => m.stream === s)!.schema.properties);
@@ -368,6 +370,13 @@ describe('sync', () => {
       expect(records.filter((rec) => gone[s].some((f) => f in rec))).toEqual([]);
       expect(records.every((rec) => kept[s].every((f) => f in rec))).toBe(true);
     }
+    const trigger = schemasOf(r.messages)[0].schema.properties.trigger;
+    expect(Object.keys(trigger.properties)).not.toContain('actor');
+    expect(Object.keys(trigger.properties)).toContain('type');
+    const pipelines = recordsOf(r.messages, 'pipelines');
+    expect(pipelines.filter((p) => p.trigger && 'actor' in p.trigger)).toEqual([]);
+    expect(pipelines.some((p) => p.trigger && 'type' in p.trigger)).toBe(true);
+    expect(recordsOf(full, 'pipelines').some((p) => p.trigger && 'actor' in p.trigger)).toBe(true);
   });
 
   test('a Meltano catalog: explicit selected everywhere, top-level copies, column selection, FULL_TABLE honoured', async () => {
