@@ -164,16 +164,27 @@ describe('read', () => {
   });
 
   test('an incremental read with nothing new makes at most a quarter of the requests of a full read', async () => {
-    const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental' });
-    mock.resetCounters();
-    const first = await read(catalog);
-    const fullRequests = mock.counters.total;
-    mock.resetCounters();
-    const again = await read(catalog, lastStates(first.messages));
-    expect(again.code).toBe(0);
-    expect(mock.counters.total).toBeLessThanOrEqual(fullRequests / 4);
-    // It still looked at the recent pipelines and their workflows.
-    expect(mock.counters.byRoute.workflows).toBeGreaterThan(0);
+    // Sixty days of history, the default seven-day lookback.
+    const longWorld = new World({ seed: 11, historyDays: 60, pipelinesPerDay: 4 });
+    const longMock = await startMockServer({ world: longWorld, token: TEST_TOKEN });
+    try {
+      const config = configFor({
+        project_slugs: longWorld.projectSlugs(),
+        base_url: longMock.baseUrl,
+        start_date: new Date(longWorld.now().getTime() - 60 * DAY).toISOString(),
+      });
+      const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental' });
+      const first = await read(catalog, undefined, config);
+      const fullRequests = longMock.counters.total;
+      longMock.resetCounters();
+      const again = await read(catalog, lastStates(first.messages), config);
+      expect(again.code).toBe(0);
+      expect(longMock.counters.total).toBeLessThanOrEqual(fullRequests / 4);
+      // It still looked at the recent pipelines and their workflows.
+      expect(longMock.counters.byRoute.workflows).toBeGreaterThan(0);
+    } finally {
+      await longMock.close();
+    }
   });
 
   test('a state with cursors far in the future yields no records and still one STATE per stream', async () => {

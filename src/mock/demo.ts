@@ -57,14 +57,18 @@ async function read(title: string, statePath?: string): Promise<unknown[]> {
       else if (m.type === 'LOG') console.log(`  LOG ${m.log.level}: ${m.log.message}`);
       else if (m.type === 'STATE') {
         states.set(m.state.stream.stream_descriptor.name, m.state);
-        console.log(`  STATE ${m.state.stream.stream_descriptor.name} (${m.state.sourceStats.recordCount} records since the last one): ${JSON.stringify(m.state.stream.stream_state)}`);
+        const projects = Object.values(m.state.stream.stream_state as Record<string, { resume?: unknown }>);
+        const unfinished = projects.filter((p) => p.resume).length;
+        console.log(`  STATE ${m.state.stream.stream_descriptor.name}: ${m.state.sourceStats.recordCount} records since the previous one; ` +
+          `${projects.length} projects${unfinished ? `, ${unfinished} still in progress (resume markers)` : ''}`);
       } else if (m.type === 'TRACE' && m.trace.type === 'ERROR') console.log(`  ERROR: ${m.trace.error.message}`);
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   out.end();
   console.log(`  → exit ${code}, ${((Date.now() - started) / 1000).toFixed(1)} s, ${mock.counters.total} API requests, records: ${JSON.stringify(counts)}`);
-  console.log(`  every line is in ${outPath}`);
+  console.log(`  every line is in ${outPath}; the final state:`);
+  for (const st of states.values()) console.log(`    ${JSON.stringify(st)}`);
   return [...states.values()];
 }
 

@@ -3,7 +3,8 @@ import type { Config } from '../config.js';
 import { configError, type ConnectorError, asConnectorError } from '../errors.js';
 import { STREAMS, childrenOf } from '../streams/index.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
-import type { ProjectCursor, StreamState, SyncState } from './state.js';
+import { Progress, type PipelineSlot } from './progress.js';
+import type { ProjectCursor, ResumeMarker, StreamState, SyncState } from './state.js';
 
 export type SyncMode = 'full_refresh' | 'incremental';
 export type StreamStatus = 'STARTED' | 'RUNNING' | 'COMPLETE' | 'INCOMPLETE';
@@ -33,29 +34,39 @@ export interface CrawlOptions {
   now?: Date;
   /** Stops the crawl early (Singer --test, shutdown): no new requests, no checkpoint for unfinished projects. */
   signal?: AbortSignal;
+  /** Checkpoint an unfinished project after this many more synced pipelines (default 100). */
+  checkpointEvery?: number;
 }
 
 class Stopped extends Error {}
 
 const DAY_MS = 86_400_000;
+const INF = Number.POSITIVE_INFINITY;
 
 /** Epoch ms of an API timestamp; a missing or odd one sorts as "now or later", so it is never dropped. */
 const timeOf = (v: unknown): number => {
   const t = typeof v === 'string' ? Date.parse(v) : NaN;
-  return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
+  return Number.isNaN(t) ? INF : t;
 };
 const iso = (t: number) => new Date(t).toISOString();
+const isoOrUndefined = (t: number | undefined) => (t !== undefined && Number.isFinite(t) ? iso(t) : undefined);
+const timeOrUndefined = (v: string | undefined) => (v === undefined ? undefined : Date.parse(v));
+const minOf = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
 
+/** One selected stream in one project: what to emit, how deep to scan, what was seen. */
 interface Plan {
   stream: StreamDeclaration;
-  mode: SyncMode;
   schema: JsonSchema;
   /** Emit records whose cursor is at or after this (incremental). */
   threshold: number;
   /** Pipelines created before this are not needed by this stream. */
   floor: number;
-  /** What was emitted, for the next cursor. */
+  /** Pipeline numbers an interrupted sync already completed for this stream. */
+  skip?: ResumeMarker;
+  /** The cursor the state held when this sync started. */
+  previous?: number;
   maxCursor?: number;
+  /** The oldest record that may still change (inside the lookback window), and its pipeline. */
   oldestOpen?: number;
   oldestOpenPipeline?: number;
 }
@@ -63,11 +74,11 @@ interface Plan {
 /**
  * Walks each project once for every selected stream: the pipeline list (newest first) down to the
  * scan floor, and below each pipeline its workflows and their jobs, concurrently under the
- * client's global limit. Checkpoints a project's cursors once all of its records are out.
+ * client's global limit. A project's cursors are checkpointed once all of its records are out;
+ * while it runs, resume markers record the pipelines already completed.
  */
 export async function crawl(opts: CrawlOptions): Promise<void> {
   const { config, sink, selection } = opts;
-  const now = (opts.now ?? new Date()).getTime();
   const state: SyncState = structuredClone(opts.state);
   const selected = STREAMS.filter((s) => selection.has(s.name));
   const counts = new Map(selected.map((s) => [s.name, 0]));
@@ -91,23 +102,29 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
     await sink.checkpoint(stream, value, counts.get(stream) ?? 0);
     counts.set(stream, 0);
   };
+  /** Puts a project's cursors (final, or with a resume marker) into the state and checkpoints them. */
+  const save = async (slug: string, cursors: Map<string, ProjectCursor | undefined>) => {
+    for (const [stream, cursor] of cursors) {
+      const streamState = (state[stream] ??= {});
+      if (cursor) streamState[slug] = cursor;
+      else delete streamState[slug];
+      await checkpoint(stream);
+    }
+  };
 
   for (const s of selected) await sink.status(s.name, 'STARTED');
   const failures: ConnectorError[] = [];
   await Promise.all(
     config.projectSlugs.map(async (slug) => {
+      const crawler = new ProjectCrawl(slug, opts, emit, (c) => save(slug, c));
       try {
-        const crawler = new ProjectCrawl(slug, opts, state, now, emit);
         await crawler.run();
-        for (const plan of crawler.plans.values()) {
-          const cursor = crawler.nextCursor(plan);
-          const streamState = (state[plan.stream.name] ??= {});
-          if (cursor) streamState[slug] = cursor;
-          else delete streamState[slug];
-          await checkpoint(plan.stream.name);
-        }
+        await save(slug, crawler.cursors(false));
       } catch (e) {
-        if (!(e instanceof Stopped)) failures.push(asConnectorError(e));
+        if (e instanceof Stopped) return;
+        failures.push(asConnectorError(e));
+        // What completed before the failure is kept, so a rerun resumes after it.
+        if (crawler.resumable) await save(slug, crawler.cursors(true));
       }
     }),
   );
@@ -121,94 +138,177 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
 }
 
 class ProjectCrawl {
-  readonly plans = new Map<string, Plan>();
+  private readonly plans = new Map<string, Plan>();
   private readonly tasks = new Set<Promise<void>>();
+  private readonly progress: Progress;
   private failure: unknown;
   private pipelinesScanned = 0;
+  private pipelinesResumed = 0;
   private pages = 0;
   private expired = 0;
+  private lastSaved = 0;
   private readonly emitted = new Map<string, number>();
   private readonly scanFloor: number;
   private readonly maxTasks: number;
+  private readonly start: number;
+  private readonly horizon: number;
+  private readonly every: number;
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly slug: string,
     private readonly opts: CrawlOptions,
-    state: SyncState,
-    private readonly now: number,
-    private readonly emit: (stream: string, data: Json) => Promise<void>,
+    private readonly emitRecord: (stream: string, data: Json) => Promise<void>,
+    private readonly saveCursors: (cursors: Map<string, ProjectCursor | undefined>) => Promise<void>,
   ) {
     const { config } = opts;
-    const start = config.startDate.getTime();
+    const lookback = config.lookbackDays * DAY_MS;
+    this.start = config.startDate.getTime();
+    this.horizon = (opts.now ?? new Date()).getTime() - lookback;
+    this.every = opts.checkpointEvery ?? 100;
     for (const stream of STREAMS) {
       const sel = opts.selection.get(stream.name);
       if (!sel) continue;
-      const prev = state[stream.name]?.[slug];
-      const incremental = sel.mode === 'incremental' && !!stream.cursorField;
-      const cursor = stream.cursorField && prev?.[stream.cursorField] ? Date.parse(prev[stream.cursorField]) : undefined;
-      const threshold = incremental ? Math.max(start, cursor ?? start) : Number.NEGATIVE_INFINITY;
-      const rescanFrom = prev?.rescan_from ? Date.parse(prev.rescan_from) : Number.POSITIVE_INFINITY;
-      const floor = incremental ? Math.max(start, Math.min(threshold - config.lookbackDays * DAY_MS, rescanFrom)) : start;
-      this.plans.set(stream.name, { stream, mode: sel.mode, schema: sel.schema ?? stream.schema, threshold, floor });
+      const prev = opts.state[stream.name]?.[this.slug];
+      const field = stream.cursorField;
+      const previous = field ? timeOrUndefined(prev?.[field] as string | undefined) : undefined;
+      const incremental = sel.mode === 'incremental' && !!field;
+      const threshold = incremental ? Math.max(this.start, previous ?? this.start) : Number.NEGATIVE_INFINITY;
+      const rescanFrom = timeOrUndefined(prev?.rescan_from as string | undefined) ?? INF;
+      const floor = incremental ? Math.max(this.start, Math.min(threshold - lookback, rescanFrom)) : this.start;
+      const skip = prev?.resume;
+      this.plans.set(stream.name, {
+        stream, schema: sel.schema ?? stream.schema, threshold, floor, skip, previous,
+        // What the interrupted sync had already emitted still counts towards the next cursor.
+        maxCursor: timeOrUndefined(skip?.max),
+        oldestOpen: timeOrUndefined(skip?.open),
+        oldestOpenPipeline: timeOrUndefined(skip?.open_pipeline),
+      });
     }
     this.scanFloor = this.subtreeFloor(STREAMS[0]);
     // Enough pipelines in flight to keep every request slot busy, few enough to keep memory flat.
     this.maxTasks = Math.max(8, config.maxConcurrency * 4);
+    this.progress = new Progress(() => this.onProgress());
+  }
+
+  /** Whether a resume marker can be written: the synced run reaches the old marker, if any. */
+  get resumable(): boolean {
+    const { top, through } = this.progress;
+    if (top === undefined || through === undefined) return false;
+    return [...this.plans.values()].every((p) => !p.skip || through <= p.skip.to);
   }
 
   /** The oldest pipeline any selected stream at or below `stream` needs. */
   private subtreeFloor(stream: StreamDeclaration): number {
-    const own = this.plans.get(stream.name)?.floor ?? Number.POSITIVE_INFINITY;
+    const own = this.plans.get(stream.name)?.floor ?? INF;
     return Math.min(own, ...childrenOf(stream.name).map((c) => this.subtreeFloor(c)));
+  }
+
+  /** Whether this stream still needs this pipeline (an interrupted sync may have done it). */
+  private needs(plan: Plan | undefined, slot: PipelineSlot): boolean {
+    if (!plan) return false;
+    const n = slot.number;
+    return !(plan.skip && n !== undefined && n >= plan.skip.from && n <= plan.skip.to);
+  }
+
+  private subtreeNeeds(stream: StreamDeclaration, slot: PipelineSlot, time: number): boolean {
+    if (time >= (this.plans.get(stream.name)?.floor ?? INF) && this.needs(this.plans.get(stream.name), slot)) return true;
+    return childrenOf(stream.name).some((c) => this.subtreeNeeds(c, slot, time));
   }
 
   async run(): Promise<void> {
     const started = Date.now();
-    const root = STREAMS[0];
     try {
-      await this.visitList(root, { project: this.slug });
+      await this.visitList(STREAMS[0], { project: this.slug });
     } catch (e) {
-      throw e instanceof Stopped ? e : await this.explainRootFailure(e);
+      this.failure ??= e;
     }
+    // Let what is in flight end (children stop at their next page once a failure is set).
     while (this.tasks.size) await Promise.all([...this.tasks]);
+    await this.saving;
     if (this.opts.signal?.aborted) throw new Stopped();
-    if (this.failure) throw this.failure;
+    if (this.failure) throw this.failure instanceof Stopped ? this.failure : await this.explainRootFailure(this.failure);
     const emitted = [...this.emitted].map(([s, n]) => `${n} ${s}`).join(', ') || 'no records';
     await this.opts.sink.log(
       'INFO',
-      `${this.slug}: scanned ${this.pipelinesScanned} pipelines back to ${iso(Math.max(this.scanFloor, 0))} in ${this.pages} pages, ` +
+      `${this.slug}: scanned ${this.pipelinesScanned} pipelines back to ${iso(Math.max(this.scanFloor, 0))} in ${this.pages} pages` +
+        `${this.pipelinesResumed ? ` (${this.pipelinesResumed} already synced by an interrupted sync)` : ''}, ` +
         `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   }
 
-  /** The project's next cursor in a stream: past what was emitted, held at what may still change. */
-  nextCursor(plan: Plan): ProjectCursor | undefined {
-    const field = plan.stream.cursorField;
-    if (!field) return undefined;
-    const prev = this.opts.state[plan.stream.name]?.[this.slug]?.[field];
-    const prevT = prev ? Date.parse(prev) : Number.NEGATIVE_INFINITY;
-    const reached = Math.min(plan.maxCursor ?? prevT, plan.oldestOpen ?? Number.POSITIVE_INFINITY);
-    const next = Math.max(prevT, reached);
-    if (!Number.isFinite(next)) return undefined;
-    const cursor: ProjectCursor = { [field]: iso(next) };
-    if (plan.oldestOpenPipeline !== undefined && Number.isFinite(plan.oldestOpenPipeline)) cursor.rescan_from = iso(plan.oldestOpenPipeline);
-    return cursor;
+  /**
+   * The project's cursors. Final: past what was emitted, held at what may still change.
+   * Partial: the cursor this sync started from, plus a marker of the pipelines completed so far.
+   */
+  cursors(partial: boolean): Map<string, ProjectCursor | undefined> {
+    const out = new Map<string, ProjectCursor | undefined>();
+    for (const plan of this.plans.values()) {
+      const field = plan.stream.cursorField;
+      const prev = this.opts.state[plan.stream.name]?.[this.slug];
+      if (partial) {
+        const { top, through } = this.progress;
+        const resume: ResumeMarker = {
+          from: Math.min(through!, plan.skip?.from ?? INF),
+          to: top!,
+          ...(field ? { max: isoOrUndefined(plan.maxCursor), open: isoOrUndefined(plan.oldestOpen), open_pipeline: isoOrUndefined(plan.oldestOpenPipeline) } : {}),
+        };
+        for (const k of Object.keys(resume) as (keyof ResumeMarker)[]) if (resume[k] === undefined) delete resume[k];
+        const kept: ProjectCursor = { ...prev };
+        delete kept.resume;
+        out.set(plan.stream.name, { ...kept, resume });
+        continue;
+      }
+      if (!field) {
+        out.set(plan.stream.name, undefined);
+        continue;
+      }
+      const prevT = plan.previous ?? Number.NEGATIVE_INFINITY;
+      const next = Math.max(prevT, Math.min(plan.maxCursor ?? prevT, plan.oldestOpen ?? INF));
+      if (!Number.isFinite(next)) {
+        out.set(plan.stream.name, undefined);
+        continue;
+      }
+      const cursor: ProjectCursor = { [field]: iso(next) };
+      if (plan.oldestOpen !== undefined && plan.oldestOpenPipeline !== undefined && Number.isFinite(plan.oldestOpenPipeline)) {
+        cursor.rescan_from = iso(plan.oldestOpenPipeline);
+      }
+      out.set(plan.stream.name, cursor);
+    }
+    return out;
   }
 
-  private async visitList(stream: StreamDeclaration, ctx: Context, pipelineTime?: number): Promise<void> {
+  /** Every `checkpointEvery` synced pipelines, record how far this project got. */
+  private onProgress(): void {
+    if (this.progress.finished - this.lastSaved < this.every || !this.resumable) return;
+    this.lastSaved = this.progress.finished;
+    const cursors = this.cursors(true);
+    this.saving = this.saving.then(() => this.saveCursors(cursors));
+  }
+
+  private async visitList(stream: StreamDeclaration, ctx: Context, slot?: PipelineSlot, pipelineTime?: number): Promise<void> {
     const isRoot = !stream.parent;
     try {
       for await (const items of this.opts.client.pages(stream.path(ctx))) {
         this.pages++;
+        if (this.failure && !isRoot) return;
         for (const raw of items) {
           if (this.opts.signal?.aborted) throw new Stopped();
           if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) continue;
           const item = stream.decorate ? stream.decorate(raw as Json, ctx) : (raw as Json);
-          const time = pipelineTime ?? timeOf(item.created_at);
-          // Newest first: the first pipeline below the floor ends the scan.
-          if (isRoot && time < this.scanFloor) return;
-          if (isRoot) this.pipelinesScanned++;
-          await this.visit(stream, item, ctx, time);
+          if (isRoot) {
+            const time = timeOf(item.created_at);
+            // Newest first: the first pipeline below the floor ends the scan.
+            if (time < this.scanFloor) return;
+            this.pipelinesScanned++;
+            const own = this.progress.add(typeof item.number === 'number' ? item.number : undefined);
+            if ([...this.plans.values()].every((p) => !this.needs(p, own))) this.pipelinesResumed++;
+            await this.visit(stream, item, ctx, own, time);
+            own.visited = true;
+            this.progress.settle(own);
+          } else {
+            await this.visit(stream, item, ctx, slot!, pipelineTime!);
+          }
         }
         if (isRoot) await this.backpressure();
       }
@@ -224,34 +324,41 @@ class ProjectCrawl {
     }
   }
 
-  private async visit(stream: StreamDeclaration, item: Json, ctx: Context, pipelineTime: number): Promise<void> {
+  private async visit(stream: StreamDeclaration, item: Json, ctx: Context, slot: PipelineSlot, pipelineTime: number): Promise<void> {
     const plan = this.plans.get(stream.name);
-    if (plan && pipelineTime >= this.opts.config.startDate.getTime()) {
-      const field = plan.stream.cursorField;
-      // A pipeline without updated_at counts from its created_at.
-      const value = field ? (Number.isFinite(timeOf(item[field])) ? timeOf(item[field]) : timeOf(item.created_at)) : 0;
-      if (value >= plan.threshold) {
-        if (Number.isFinite(value)) plan.maxCursor = Math.max(plan.maxCursor ?? value, value);
-        if (stream.mayChange?.(item) && value >= this.now - this.opts.config.lookbackDays * DAY_MS) {
-          plan.oldestOpen = Math.min(plan.oldestOpen ?? value, value);
-          plan.oldestOpenPipeline = Math.min(plan.oldestOpenPipeline ?? pipelineTime, pipelineTime);
-        }
-        this.emitted.set(stream.name, (this.emitted.get(stream.name) ?? 0) + 1);
-        await this.emit(stream.name, project(plan.schema, item) as Json);
-      }
-    }
+    if (plan && pipelineTime >= this.start && this.needs(plan, slot)) await this.maybeEmit(plan, item, pipelineTime);
     const childCtx = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : ctx;
     for (const child of childrenOf(stream.name)) {
-      if (pipelineTime >= this.subtreeFloor(child)) this.spawn(() => this.visitList(child, childCtx, pipelineTime));
+      if (this.subtreeNeeds(child, slot, pipelineTime)) this.spawn(slot, () => this.visitList(child, childCtx, slot, pipelineTime));
     }
   }
 
-  private spawn(task: () => Promise<void>): void {
+  private async maybeEmit(plan: Plan, item: Json, pipelineTime: number): Promise<void> {
+    const field = plan.stream.cursorField;
+    // A pipeline without updated_at counts from its created_at.
+    const value = field ? (Number.isFinite(timeOf(item[field])) ? timeOf(item[field]) : timeOf(item.created_at)) : 0;
+    if (value < plan.threshold) return;
+    if (Number.isFinite(value)) plan.maxCursor = Math.max(plan.maxCursor ?? value, value);
+    if (plan.stream.mayChange?.(item) && value >= this.horizon) {
+      plan.oldestOpen = minOf(plan.oldestOpen, value);
+      plan.oldestOpenPipeline = minOf(plan.oldestOpenPipeline, pipelineTime);
+    }
+    this.emitted.set(plan.stream.name, (this.emitted.get(plan.stream.name) ?? 0) + 1);
+    await this.emitRecord(plan.stream.name, project(plan.schema, item) as Json);
+  }
+
+  private spawn(slot: PipelineSlot, task: () => Promise<void>): void {
+    slot.pending++;
     const p: Promise<void> = task()
       .catch((e) => {
         this.failure ??= e;
       })
-      .finally(() => this.tasks.delete(p));
+      .finally(() => {
+        this.tasks.delete(p);
+        slot.pending--;
+        // A pipeline whose children failed is not complete: it must not be claimed as synced.
+        if (!this.failure) this.progress.settle(slot);
+      });
     this.tasks.add(p);
   }
 

@@ -3,11 +3,25 @@ import { configError } from '../errors.js';
 import { streamByName } from '../streams/index.js';
 
 /**
+ * Progress of an interrupted sync of one project: pipelines numbered `from`..`to` were completely
+ * synced (every record of theirs is out), so a resumed sync skips their children. `max`, `open`
+ * and `open_pipeline` carry what those pipelines contributed to the next cursor.
+ */
+export interface ResumeMarker {
+  from: number;
+  to: number;
+  max?: string;
+  open?: string;
+  open_pipeline?: string;
+}
+
+/**
  * A project's position in one stream: `{"updated_at": "..."}` for pipelines,
  * `{"created_at": "...", "rescan_from": "..."}` for workflows (rescan_from: the oldest pipeline
- * whose workflows may still change). Jobs (full refresh) keep none.
+ * whose workflows may still change), plus `resume` while a sync of the project is unfinished.
+ * Jobs (full refresh) keep only `resume`.
  */
-export type ProjectCursor = Record<string, string>;
+export type ProjectCursor = { [key: string]: string | ResumeMarker | undefined; resume?: ResumeMarker };
 /** A stream's state: one cursor per project slug. O(projects), never O(pipelines). */
 export type StreamState = Record<string, ProjectCursor>;
 /** Every stream's state, by stream name. */
@@ -27,6 +41,10 @@ export function parseStreamState(stream: string, value: unknown, where: string):
     }
     const clean: ProjectCursor = {};
     for (const [k, v] of Object.entries(cursor)) {
+      if (k === 'resume') {
+        clean.resume = parseResume(v, `${where}, stream "${stream}", project "${slug}"`);
+        continue;
+      }
       if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) {
         throw configError(`The state for stream "${stream}", project "${slug}" (${where}) has ${k} = ${JSON.stringify(v)}, which is not a date-time. ${FIX}`);
       }
@@ -41,6 +59,16 @@ export function parseStreamState(stream: string, value: unknown, where: string):
     out[key] = clean;
   }
   return out;
+}
+
+const isTime = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
+
+function parseResume(v: unknown, where: string): ResumeMarker {
+  const r = v as ResumeMarker;
+  const ok = isObject(v) && Number.isInteger(r.from) && Number.isInteger(r.to) && r.from <= r.to &&
+    [r.max, r.open, r.open_pipeline].every((t) => t === undefined || isTime(t));
+  if (!ok) throw configError(`The resume marker in ${where} is not {"from": n, "to": n, ...}. ${FIX}`);
+  return { ...r };
 }
 
 /**
