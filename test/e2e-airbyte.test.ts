@@ -248,6 +248,10 @@ describe('failures against the mock', () => {
       for (const s of STREAMS) expectEqualToTruth(s, byKey(s, recordsOf(r.messages, s)), truth[s] as unknown as Message[]);
       expect(Object.keys(faulty.counters.byStatus)).toEqual(expect.arrayContaining(['429', '500', '502']));
       expect(r.messages.some((m) => m.type === 'LOG' && /rate limited; retry/.test(m.log.message))).toBe(true);
+      // While rate limited, the platform hears why nothing flows.
+      const limited = r.messages.filter((m) => m.type === 'TRACE' && m.trace.stream_status?.reasons?.[0]?.type === 'RATE_LIMITED');
+      expect(limited.length).toBeGreaterThan(0);
+      expect(limited[0].trace.stream_status.reasons[0].rate_limited.quota_reset).toBeGreaterThan(Date.now() - 600_000);
     } finally {
       await faulty.close();
     }

@@ -1,5 +1,6 @@
 import { ConnectorError, transientError } from '../errors.js';
 import { getJson, type Attempt } from './http.js';
+import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
 import { DEFAULT_RETRY_POLICY, backoffMs, serverWaitMs, sleep, type RetryPolicy } from './retry.js';
 
@@ -30,6 +31,8 @@ export interface ClientOptions {
   maxConcurrency: number;
   policy?: RetryPolicy;
   onRetry?: (e: RetryEvent) => void;
+  /** Every request waits until `untilMs` (epoch ms): the token is rate limited. */
+  onRateLimited?: (untilMs: number) => void;
 }
 
 interface Page {
@@ -53,12 +56,19 @@ const messageOf = (body: unknown): string => {
 export class CircleCIClient {
   /** HTTP attempts made, retries included. */
   requests = 0;
+
+  /** Requests allowed in flight right now (lowered under rate limiting). */
+  get concurrency(): number {
+    return this.governor.concurrency;
+  }
   private readonly limiter: Limiter;
+  private readonly governor: RateGovernor;
   private readonly policy: RetryPolicy;
   private readonly tokenHost: string;
 
   constructor(private readonly opts: ClientOptions) {
     this.limiter = new Limiter(opts.maxConcurrency);
+    this.governor = new RateGovernor(this.limiter, opts.maxConcurrency, opts.onRateLimited);
     this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
     this.tokenHost = new URL(opts.baseUrl).host;
   }
@@ -69,8 +79,12 @@ export class CircleCIClient {
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
-      const result: Attempt = await this.limiter.run(() => getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs));
+      const result: Attempt = await this.limiter.run(async () => {
+        await this.governor.gate();
+        return getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs);
+      });
       this.requests++;
+      this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
       if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
         throw new HttpError(result.status, path, messageOf(result.body));
@@ -88,7 +102,9 @@ export class CircleCIClient {
       const asked = result.headers && (rateLimited || result.status === 503) ? serverWaitMs(this.policy, result.headers) : undefined;
       const waitMs = asked ?? backoffMs(this.policy, attempt);
       this.opts.onRetry?.({ endpoint: path, attempt, waitMs, reason, rateLimited });
-      await sleep(waitMs);
+      // A 429 is about the token, not this request: everyone waits.
+      if (rateLimited) this.governor.pause(waitMs);
+      else await sleep(waitMs);
     }
   }
 

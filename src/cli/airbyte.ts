@@ -82,8 +82,11 @@ await yargs(hideBin(process.argv))
       run(async () => {
         const cfg = config(argv.config);
         const selection = parseConfiguredCatalog(readJsonFile(argv.catalog, 'catalog'));
-        const state = argv.state ? parseAirbyteState(readJsonFile(argv.state, 'state')) : {};
-        await runSync(cfg, selection, state, new AirbyteSink(out));
+        const notes: string[] = [];
+        const state = argv.state ? parseAirbyteState(readJsonFile(argv.state, 'state'), (n) => notes.push(n)) : {};
+        for (const n of notes) await out.line(logMessage('INFO', n));
+        await runSync(cfg, selection, state, new AirbyteSink(out), { progress: out.interactive ? (l) => out.progress(l) : undefined });
+        out.clearProgress();
       }),
   )
   .demandCommand(1, 'Name a command: spec, check, discover or read.')

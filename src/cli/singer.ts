@@ -3,7 +3,7 @@ import { closeAgents } from '../circleci/http.js';
 import { parseConfig, readJsonFile, spec } from '../config.js';
 import { asConnectorError, configError } from '../errors.js';
 import { Output } from '../protocol/output.js';
-import { SingerSink, TAP_NAME, logLine, schemaMessage, writeText } from '../protocol/singer.js';
+import { SingerSink, TAP_NAME, logLine, schemaMessage } from '../protocol/singer.js';
 import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { runSync } from '../sync/engine.js';
@@ -233,17 +233,18 @@ async function sync(args: Args): Promise<void> {
       return stopping || out.isClosed;
     },
   });
-  await runSync(cfg, picked.selection, state, sink, controller.signal);
+  await runSync(cfg, picked.selection, state, sink, { signal: controller.signal, progress: out.interactive ? (l) => out.progress(l) : undefined });
+  out.clearProgress();
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.help) return writeText(USAGE);
-  if (args.version) return writeText(`${TAP_NAME} ${packageVersion()}`);
+  if (args.help) return out.text(USAGE);
+  if (args.version) return out.text(`${TAP_NAME} ${packageVersion()}`);
   // --about and --discover need no credentials and make no API call; a --config is ignored.
   if (args.about) {
     if (args.format === 'json') return out.line(about());
-    return writeText(args.format === 'markdown' ? aboutMarkdown() : aboutText());
+    return out.text(args.format === 'markdown' ? aboutMarkdown() : aboutText());
   }
   if (args.discover) return out.line(singerCatalog());
   return sync(args);

@@ -37,6 +37,8 @@ export const connectionStatus = (ok: boolean, message?: string) => ({
 });
 
 export class AirbyteSink implements SyncSink {
+  private readonly running = new Set<string>();
+
   constructor(private readonly out: Output) {}
 
   record(stream: string, data: Record<string, unknown>) {
@@ -58,10 +60,18 @@ export class AirbyteSink implements SyncSink {
     return this.out.line(logMessage(level, message));
   }
 
-  status(stream: string, status: StreamStatus) {
+  status(stream: string, status: StreamStatus, reasons?: unknown[]) {
+    if (status === 'STARTED' || status === 'RUNNING') this.running.add(stream);
+    else this.running.delete(stream);
     return this.out.line({
       type: 'TRACE',
-      trace: { type: 'STREAM_STATUS', emitted_at: Date.now(), stream_status: { stream_descriptor: { name: stream }, status } },
+      trace: { type: 'STREAM_STATUS', emitted_at: Date.now(), stream_status: { stream_descriptor: { name: stream }, status, ...(reasons ? { reasons } : {}) } },
     });
+  }
+
+  async rateLimited(untilMs: number) {
+    for (const stream of this.running) {
+      await this.status(stream, 'RUNNING', [{ type: 'RATE_LIMITED', rate_limited: { quota_reset: Math.round(untilMs) } }]);
+    }
   }
 }

@@ -6,6 +6,7 @@ import { redact } from '../redact.js';
  */
 export class Output {
   private drain: Promise<void> | undefined;
+  private release: (() => void) | undefined;
   private closed = false;
 
   constructor(
@@ -15,6 +16,7 @@ export class Output {
     // A reader that went away (EPIPE) is not an error of ours: stop writing, quietly.
     out.on('error', () => {
       this.closed = true;
+      this.release?.(); // a write waiting for 'drain' would otherwise wait forever
     });
   }
 
@@ -28,13 +30,48 @@ export class Output {
     if (this.drain) await this.drain;
     const ok = this.out.write(redact(JSON.stringify(message)) + '\n');
     if (!ok && !this.drain) {
-      this.drain = new Promise<void>((resolve) => this.out.once('drain', () => { this.drain = undefined; resolve(); }));
+      this.drain = new Promise<void>((resolve) => {
+        this.release = () => {
+          this.drain = undefined;
+          this.release = undefined;
+          resolve();
+        };
+        this.out.once('drain', this.release);
+      });
     }
   }
 
-  /** A human-readable line on stderr (Singer logs, progress). */
+  /** Plain text on stdout (--help, --version, --about markdown); never during a sync. */
+  async text(text: string): Promise<void> {
+    if (this.closed) return;
+    this.out.write(redact(text.endsWith('\n') ? text : `${text}\n`));
+    return this.flush();
+  }
+
+  /** A human-readable line on stderr (Singer logs). */
   log(text: string): void {
+    this.clearProgress();
     this.err.write(redact(text) + '\n');
+  }
+
+  /** Whether a person is watching stderr (a live progress line makes sense). */
+  get interactive(): boolean {
+    return (this.err as NodeJS.WriteStream).isTTY === true;
+  }
+
+  private progressShown = false;
+
+  /** Rewrites the one live progress line on a terminal's stderr. */
+  progress(text: string): void {
+    if (!this.interactive) return;
+    this.err.write(`\r\x1b[K${redact(text)}`);
+    this.progressShown = true;
+  }
+
+  clearProgress(): void {
+    if (!this.progressShown) return;
+    this.err.write('\r\x1b[K');
+    this.progressShown = false;
   }
 
   /** Resolves once everything written so far has left the process's buffer. */

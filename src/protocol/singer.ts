@@ -3,7 +3,6 @@ import type { LogLevel, StreamStatus, SyncSink } from '../sync/crawler.js';
 import type { SingerStream } from '../sync/singer-catalog.js';
 import { toSingerBookmark, type Bookmarks } from '../sync/singer-state.js';
 import type { StreamState } from '../sync/state.js';
-import { redact } from '../redact.js';
 import type { Output } from './output.js';
 
 /** Singer messages (SCHEMA, RECORD, STATE) and the sink that writes them; logs go to stderr. */
@@ -30,14 +29,6 @@ export const stateMessage = (bookmarks: Bookmarks) => ({ type: 'STATE', value: {
 /** Python logging's level names, which Singer users read. */
 const LEVELS: Record<LogLevel | 'CRITICAL', string> = { DEBUG: 'DEBUG', INFO: 'INFO', WARN: 'WARNING', ERROR: 'ERROR', CRITICAL: 'CRITICAL' };
 export const logLine = (level: LogLevel | 'CRITICAL', message: string) => `${LEVELS[level]} ${TAP_NAME}: ${message}`;
-
-/**
- * Plain text on stdout, for `--help`, `--version` and `--about` (text, markdown) only: never
- * during a sync, where stdout carries Singer messages written through `Output.line`.
- */
-export function writeText(text: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(redact(text.endsWith('\n') ? text : `${text}\n`), () => resolve()));
-}
 
 export interface SingerSinkOptions {
   /** At most this many records per stream (`--test`: 1); further records are dropped. */

@@ -23,6 +23,8 @@ export interface SyncSink {
   checkpoint(stream: string, state: StreamState, recordCount: number): void | Promise<void>;
   log(level: LogLevel, message: string): void | Promise<void>;
   status(stream: string, status: StreamStatus): void | Promise<void>;
+  /** The token is rate limited: every request waits until `untilMs` (epoch ms). */
+  rateLimited?(untilMs: number): void | Promise<void>;
 }
 
 export interface CrawlOptions {
@@ -291,6 +293,7 @@ class ProjectCrawl {
     try {
       for await (const items of this.opts.client.pages(stream.path(ctx))) {
         this.pages++;
+        if (this.opts.signal?.aborted) throw new Stopped();
         if (this.failure && !isRoot) return;
         for (const raw of items) {
           if (this.opts.signal?.aborted) throw new Stopped();
@@ -348,6 +351,7 @@ class ProjectCrawl {
   }
 
   private spawn(slot: PipelineSlot, task: () => Promise<void>): void {
+    if (this.opts.signal?.aborted) return;
     slot.pending++;
     const p: Promise<void> = task()
       .catch((e) => {

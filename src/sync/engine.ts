@@ -7,7 +7,8 @@ import type { SyncState } from './state.js';
 
 /** What both faces share: building the client, checking a connection, running a sync. */
 
-export function makeClient(config: Config, sink?: Pick<SyncSink, 'log'>, policy: RetryPolicy = DEFAULT_RETRY_POLICY): CircleCIClient {
+export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLimited'>, policy: RetryPolicy = DEFAULT_RETRY_POLICY): CircleCIClient {
+  let announcedUntil = 0;
   return new CircleCIClient({
     baseUrl: config.baseUrl,
     token: config.token,
@@ -18,6 +19,12 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log'>, policy:
         'WARN',
         `GET ${e.endpoint}: ${e.rateLimited ? 'rate limited' : e.reason}; retry ${e.attempt} in ${(e.waitMs / 1000).toFixed(1)} s.`,
       ),
+    // Tell the platform why nothing is flowing, once per new wait, so its heartbeat does not give up.
+    onRateLimited: (untilMs) => {
+      if (untilMs - announcedUntil < 1000) return;
+      announcedUntil = untilMs;
+      void sink?.rateLimited?.(untilMs);
+    },
   });
 }
 
@@ -38,13 +45,38 @@ export async function checkConnection(config: Config): Promise<void> {
   }
 }
 
-export async function runSync(config: Config, selection: Map<string, Selection>, state: SyncState, sink: SyncSink, signal?: AbortSignal): Promise<void> {
+export interface SyncOptions {
+  signal?: AbortSignal;
+  /** Called about twice a second with a one-line summary, for a person watching a terminal. */
+  progress?: (line: string) => void;
+}
+
+export async function runSync(config: Config, selection: Map<string, Selection>, state: SyncState, sink: SyncSink, opts: SyncOptions = {}): Promise<void> {
   for (const w of config.warnings) await sink.log('WARN', w);
   const client = makeClient(config, sink);
   const started = Date.now();
+  const counts = new Map<string, number>();
+  const counted: SyncSink = {
+    ...sink,
+    record: (stream, data) => {
+      counts.set(stream, (counts.get(stream) ?? 0) + 1);
+      return sink.record(stream, data);
+    },
+    checkpoint: sink.checkpoint.bind(sink),
+    log: sink.log.bind(sink),
+    status: sink.status.bind(sink),
+    rateLimited: sink.rateLimited?.bind(sink),
+  };
+  const ticker = opts.progress &&
+    setInterval(() => {
+      const secs = (Date.now() - started) / 1000;
+      const records = [...counts].map(([s, n]) => `${s} ${n}`).join(' · ') || 'no records yet';
+      opts.progress!(`${records} · ${client.requests} requests (${(client.requests / Math.max(secs, 0.001)).toFixed(0)}/s, ${client.concurrency} in flight max) · ${secs.toFixed(0)} s`);
+    }, 500).unref();
   try {
-    await crawl({ config, client, selection, state, sink, signal });
+    await crawl({ config, client, selection, state, sink: opts.progress ? counted : sink, signal: opts.signal });
   } finally {
+    if (ticker) clearInterval(ticker);
     await sink.log('INFO', `Sync finished after ${((Date.now() - started) / 1000).toFixed(1)} s and ${client.requests} requests.`);
   }
 }

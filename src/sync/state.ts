@@ -1,6 +1,7 @@
 import { normaliseSlug } from '../config.js';
 import { configError } from '../errors.js';
 import { streamByName } from '../streams/index.js';
+import { migrateTapCircleCiState } from './migrate.js';
 
 /**
  * Progress of an interrupted sync of one project: pipelines numbered `from`..`to` were completely
@@ -73,10 +74,14 @@ function parseResume(v: unknown, where: string): ResumeMarker {
 
 /**
  * Airbyte state: an array of STREAM state messages (what the platform and CAT pass), a single
- * such message, or a legacy blob keyed by stream name. Unknown streams are kept, unused.
+ * such message, a legacy blob keyed by stream name, or tap-circle-ci's state. Unknown streams
+ * are kept, unused.
  */
-export function parseAirbyteState(raw: unknown): SyncState {
+export function parseAirbyteState(raw: unknown, note?: (message: string) => void): SyncState {
   if (raw === null || raw === undefined) return {};
+  // tap-circle-ci's state file, so its users switch without a full re-sync.
+  const peer = migrateTapCircleCiState(raw, note);
+  if (peer) return peer;
   const messages = Array.isArray(raw) ? raw : isObject(raw) && 'type' in raw ? [raw] : undefined;
   const state: SyncState = {};
   if (!messages) {
