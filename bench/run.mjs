@@ -1,0 +1,502 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the connector's performance against the bundled mock CircleCI API.
+ *
+ *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory[,...]] [--quick]
+ *                    [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]
+ *
+ * The mock (dist/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
+ * read, all three streams full refresh) spawned as its own process, with bench/probe.mjs
+ * preloaded to report that process's peak RSS (getrusage ru_maxrss) and CPU time when it exits.
+ * Wall time is from spawn to exit, Node start-up included.
+ *
+ * Scenarios and targets (issue #5):
+ *  latency     50 ms a request, ~6,000 requests, at --concurrency (16) and at max_concurrency 1:
+ *              >= 12x faster than max_concurrency 1, >= 80% of requests x latency / concurrency.
+ *  ratelimit   the mock's token bucket at 600 requests a minute: >= 90% of that rate, < 5% 429s.
+ *  throughput  no latency: >= 20,000 records a second.
+ *  memory      the same read over 30 and 300 days of history: peak RSS < 200 MB, growth < 50%.
+ *
+ * Exits 0 whatever the numbers (it is a measurement, not a test) unless --strict is given, then
+ * 1 when a target is missed. Exits 2 when a run itself fails (wrong record count, crash).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startMockServer } from '../dist/mock/server.js';
+import { World } from '../dist/mock/world.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'dist/cli/airbyte.js');
+const PROBE = pathToFileURL(join(ROOT, 'bench/probe.mjs')).href;
+const CATALOG = join(ROOT, 'integration_tests/configured_catalog.json');
+const TOKEN = 'bench-token-not-a-secret';
+const NOW = new Date('2025-06-01T00:00:00Z');
+const DAY = 86_400_000;
+const PAGE = { pageSize: 20, workflowPageSize: 20, jobPageSize: 5 }; // the mock's defaults, stated
+
+// ------------------------------------------------------------------------------------------
+// Arguments
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const option = (name, fallback) => {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return fallback;
+  return argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1];
+};
+const ALL = ['latency', 'ratelimit', 'throughput', 'memory'];
+const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
+for (const s of chosen) if (!ALL.includes(s)) usage(`unknown scenario "${s}"`);
+const QUICK = flag('quick');
+const STRICT = flag('strict');
+const VERBOSE = flag('verbose');
+const FULL_BASELINE = flag('full-baseline');
+const CONCURRENCY = Number(option('concurrency', 16));
+const JSON_OUT = option('json', undefined);
+if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1 || CONCURRENCY > 64) usage('--concurrency takes a whole number from 1 to 64');
+if (flag('help')) usage('');
+
+function usage(problem) {
+  if (problem) console.error(problem);
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  process.exit(problem ? 2 : 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Datasets
+
+/**
+ * A deterministic world, walked once up front (so the mock's lazy generation is not timed),
+ * with what a correct full read of it must do: its requests and records.
+ */
+function dataset({ days, perDay, seed = 5 }) {
+  const world = new World({ seed, now: NOW, historyDays: days, pipelinesPerDay: perDay });
+  const slugs = world.projectSlugs();
+  const pages = (n, size) => Math.max(1, Math.ceil(n / size));
+  const e = { requests: 0, pipelines: 0, workflows: 0, jobs: 0 };
+  for (const slug of slugs) {
+    const pipelines = world.listPipelines(slug);
+    e.pipelines += pipelines.length;
+    e.requests += pages(pipelines.length, PAGE.pageSize);
+    for (const p of pipelines) {
+      const wfs = world.workflowsOf(p.id) ?? [];
+      e.workflows += wfs.length;
+      e.requests += pages(wfs.length, PAGE.workflowPageSize);
+      for (const wf of wfs) {
+        const jobs = world.jobsOf(wf.id) ?? [];
+        e.jobs += jobs.length;
+        e.requests += pages(jobs.length, PAGE.jobPageSize);
+      }
+    }
+  }
+  e.records = e.pipelines + e.workflows + e.jobs;
+  const startDate = new Date(NOW.getTime() - (days + 2) * DAY).toISOString().slice(0, 10);
+  return { world, slugs, days, perDay, expected: e, startDate, label: `${slugs.length} projects × ${days} days × ${perDay} pipelines/day` };
+}
+
+// ------------------------------------------------------------------------------------------
+// One read through the real CLI
+
+const tmp = mkdtempSync(join(tmpdir(), 'source-circleci-bench-'));
+let runNo = 0;
+
+/**
+ * Spawns `airbyte.js read` against `mock` and measures it. The mock's counters are reset first,
+ * then sampled every 100 ms for the request timeline.
+ */
+async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
+  const n = ++runNo;
+  const configPath = join(tmp, `config-${n}.json`);
+  const probePath = join(tmp, `probe-${n}.json`);
+  const config = { token: TOKEN, project_slugs: data.slugs, start_date: data.startDate, base_url: mock.baseUrl };
+  if (maxConcurrency !== undefined) config.max_concurrency = maxConcurrency;
+  writeFileSync(configPath, JSON.stringify(config));
+  const env = { ...process.env, BENCH_PROBE_FILE: probePath };
+  delete env.SOURCE_CIRCLECI_BACKOFF_SCALE; // real waits, as in production
+  delete env.NODE_OPTIONS;
+
+  mock.resetCounters();
+  const benchCpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['--import', PROBE, CLI, 'read', '--config', configPath, '--catalog', CATALOG], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  const timeline = [];
+  const sample = () => timeline.push({ t: (performance.now() - t0) / 1000, total: mock.counters.total, limited: mock.counters.byStatus['429'] ?? 0 });
+  const sampler = setInterval(sample, 100);
+  const records = { pipelines: 0, workflows: 0, jobs: 0 };
+  const notes = { warn: 0, rateLimitedWarn: 0, errors: [], syncSeconds: undefined, states: 0, rateLimitedStatus: 0 };
+  const RECORD = '{"type":"RECORD","record":{"stream":"';
+  let buffer = '';
+  const onLine = (line) => {
+    if (line.startsWith(RECORD)) {
+      const stream = line.slice(RECORD.length, line.indexOf('"', RECORD.length));
+      records[stream] = (records[stream] ?? 0) + 1;
+      return;
+    }
+    if (line.startsWith('{"type":"STATE"')) return void notes.states++;
+    let m;
+    try {
+      m = JSON.parse(line);
+    } catch {
+      return void notes.errors.push(`not JSON on stdout: ${line.slice(0, 200)}`);
+    }
+    if (m.type === 'LOG') {
+      const msg = m.log.message;
+      if (m.log.level === 'WARN' || m.log.level === 'ERROR') {
+        notes.warn++;
+        if (/rate limited/.test(msg)) notes.rateLimitedWarn++;
+        else if (notes.errors.length < 5 && m.log.level === 'ERROR') notes.errors.push(msg);
+      }
+      const fin = /^Sync finished after ([0-9.]+) s/.exec(msg);
+      if (fin) notes.syncSeconds = Number(fin[1]);
+    } else if (m.type === 'TRACE' && m.trace.type === 'ERROR') {
+      notes.errors.push(m.trace.error.message);
+    } else if (m.type === 'TRACE' && m.trace.type === 'STREAM_STATUS' && m.trace.stream_status.reasons) {
+      notes.rateLimitedStatus++;
+    }
+  };
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    buffer += chunk;
+    let start = 0;
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n', start)) {
+      onLine(buffer.slice(start, nl));
+      start = nl + 1;
+    }
+    buffer = buffer.slice(start);
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr = (stderr + c).slice(-4000)));
+  let timedOut = false;
+  const killer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+  }, timeoutMs);
+  const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? signal)));
+  const wall = (performance.now() - t0) / 1000;
+  clearTimeout(killer);
+  clearInterval(sampler);
+  sample();
+  const benchCpu = process.cpuUsage(benchCpu0);
+  if (buffer) onLine(buffer);
+  let probe;
+  try {
+    probe = JSON.parse(readFileSync(probePath, 'utf8'));
+  } catch {
+    probe = undefined;
+  }
+  const got = records.pipelines + records.workflows + records.jobs;
+  const status = { ...mock.counters.byStatus };
+  const result = {
+    maxConcurrency: maxConcurrency ?? 8,
+    code,
+    timedOut,
+    wall,
+    syncSeconds: notes.syncSeconds,
+    requests: mock.counters.total,
+    expectedRequests: data.expected.requests,
+    status,
+    limited: status['429'] ?? 0,
+    records: got,
+    expectedRecords: data.expected.records,
+    byStream: records,
+    peakRssMb: probe ? probe.maxRssKb / 1024 : undefined,
+    connectorCpuS: probe ? (probe.userUs + probe.systemUs) / 1e6 : undefined,
+    mockCpuS: (benchCpu.user + benchCpu.system) / 1e6,
+    notes,
+    timeline,
+    stderr: stderr.trim(),
+  };
+  result.ok = code === 0 && !timedOut && got === data.expected.records;
+  if (!result.ok) {
+    console.log(`  ! run ${n} did not complete cleanly: exit ${code}${timedOut ? ` (killed after ${timeoutMs / 1000} s)` : ''}, ` +
+      `${got} of ${data.expected.records} records${notes.errors.length ? `; ${notes.errors.join(' | ')}` : ''}${stderr ? `; stderr: ${stderr.slice(-500)}` : ''}`);
+  }
+  return result;
+}
+
+// ------------------------------------------------------------------------------------------
+// Reporting helpers
+
+const targets = [];
+const failures = [];
+function target(name, measured, goal, pass, note = '') {
+  targets.push({ name, measured, goal, pass, note });
+}
+const f1 = (x) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(1));
+const f0 = (x) => (x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US'));
+const pct = (x) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)}%`);
+
+function table(headers, rows) {
+  const cells = [headers, ...rows].map((r) => r.map((c) => String(c)));
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  console.log(line(cells[0]));
+  console.log(`|${widths.map((w, i) => (i === 0 ? ':' : '-') + '-'.repeat(w) + (i === 0 ? '-' : ':')).join('|')}|`);
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
+/** Requests completed per 1-second bin, from the 100 ms samples. */
+function perSecond(timeline, key = 'total') {
+  const bins = [];
+  let j = 0;
+  const end = timeline.at(-1)?.t ?? 0;
+  for (let s = 1; s <= Math.ceil(end); s++) {
+    while (j < timeline.length - 1 && timeline[j + 1].t <= s) j++;
+    const before = bins.length ? bins.reduce((a, b) => a + b, 0) : 0;
+    bins.push(timeline[j][key] - before);
+  }
+  return bins;
+}
+
+const median = (xs) => {
+  if (!xs.length) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+
+/** Seconds from spawn to the first request, and to 50/90/100% of the requests. */
+function milestones(r) {
+  const at = (share) => r.timeline.find((s) => s.total >= share * r.requests)?.t;
+  return { first: r.timeline.find((s) => s.total > 0)?.t, p50: at(0.5), p90: at(0.9), last: at(1) };
+}
+
+function checkRun(r, what) {
+  if (!r.ok) failures.push(`${what}: exit ${r.code}${r.timedOut ? ' (timed out)' : ''}, ${r.records} of ${r.expectedRecords} records`);
+}
+
+function describeRun(r, latencyS) {
+  const m = milestones(r);
+  const inflight = latencyS ? perSecond(r.timeline).slice(1, -1).map((n) => n * latencyS) : [];
+  console.log(
+    `  max_concurrency ${r.maxConcurrency}: first request at ${f1(m.first)} s, half of them done at ${f1(m.p50)} s, 90% at ${f1(m.p90)} s, all at ${f1(m.last)} s; exit at ${f1(r.wall)} s` +
+      (inflight.length ? `; requests in flight per second (rate × latency): median ${f1(median(inflight))}, min ${f1(Math.min(...inflight))}, max ${f1(Math.max(...inflight))}` : '') +
+      `; connector CPU ${f1(r.connectorCpuS)} s, mock CPU ${f1(r.mockCpuS)} s`,
+  );
+  if (VERBOSE) console.log(`    requests per second: ${perSecond(r.timeline).join(' ')}`);
+}
+
+// ------------------------------------------------------------------------------------------
+// Scenarios
+
+const results = {};
+
+async function latencyScenario() {
+  const latencyMs = 50;
+  const L = latencyMs / 1000;
+  const full = QUICK ? { days: 20, perDay: 10 } : { days: 60, perDay: 10 };
+  const sub = { days: full.days / 10, perDay: full.perDay };
+  console.log(`\n## 1. Latency: ${latencyMs} ms a request, max_concurrency ${CONCURRENCY} against max_concurrency 1\n`);
+  const data = dataset(full);
+  console.log(`Dataset: ${data.label} = ${f0(data.expected.records)} records in ${f0(data.expected.requests)} requests (pages of ${PAGE.pageSize} pipelines, ${PAGE.workflowPageSize} workflows, ${PAGE.jobPageSize} jobs).`);
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs, ...PAGE });
+  const rows = [];
+  const runs = [];
+  try {
+    const main = await read(mock, data, { maxConcurrency: CONCURRENCY });
+    checkRun(main, `latency, max_concurrency ${CONCURRENCY}`);
+    runs.push(main);
+    if (!QUICK && CONCURRENCY !== 8) {
+      const dflt = await read(mock, data, { maxConcurrency: undefined });
+      checkRun(dflt, 'latency, default max_concurrency');
+      runs.push(dflt);
+    }
+  } finally {
+    await mock.close();
+  }
+  // max_concurrency 1: a tenth of the history (same projects and pipelines a day), timed per request.
+  let serial;
+  let serialData;
+  if (FULL_BASELINE) {
+    serialData = data;
+  } else {
+    serialData = dataset(sub);
+  }
+  const mock1 = await startMockServer({ world: serialData.world, token: TOKEN, latencyMs, ...PAGE });
+  try {
+    serial = await read(mock1, serialData, { maxConcurrency: 1, timeoutMs: 600_000 });
+    checkRun(serial, 'latency, max_concurrency 1');
+  } finally {
+    await mock1.close();
+  }
+  // Extrapolated: start-up as measured, plus the sync's own time per request × the full count.
+  const startup = serial.syncSeconds !== undefined ? Math.max(0, serial.wall - serial.syncSeconds) : 0;
+  const perRequest = ((serial.syncSeconds ?? serial.wall) / serial.requests);
+  const serialFull = FULL_BASELINE ? serial.wall : startup + perRequest * data.expected.requests;
+
+  for (const r of runs) {
+    const c = r.maxConcurrency;
+    const bound = (r.requests * L) / c;
+    rows.push([
+      `max_concurrency ${c}`, f0(r.requests), f1(r.wall), f0(r.records / r.wall), f1(r.peakRssMb), f1(bound), pct(bound / r.wall), `${f1(serialFull / r.wall)}×`,
+    ]);
+    r.lowerBound = bound;
+    r.efficiency = bound / r.wall;
+    r.speedup = serialFull / r.wall;
+  }
+  const serialBound = serial.requests * L;
+  rows.push([
+    `max_concurrency 1${FULL_BASELINE ? '' : ` (${serialData.days} days: 1/10)`}`, f0(serial.requests), f1(serial.wall), f0(serial.records / serial.wall), f1(serial.peakRssMb), f1(serialBound), pct(serialBound / serial.wall), '1×',
+  ]);
+  if (!FULL_BASELINE) {
+    rows.push([`max_concurrency 1, extrapolated to ${full.days} days`, f0(data.expected.requests), f1(serialFull), f0(data.expected.records / serialFull), '', f1(data.expected.requests * L), pct((data.expected.requests * L) / serialFull), '1×']);
+  }
+  table(['read', 'requests', 'wall s', 'records/s', 'peak RSS MB', 'lower bound s', 'efficiency', 'speed-up'], rows);
+  console.log('');
+  if (!FULL_BASELINE) {
+    console.log(`max_concurrency 1 ran on ${serialData.label} (${f0(serial.requests)} requests): ${f1(perRequest * 1000)} ms a request` +
+      ` (the sync's own time ÷ requests) and ${f1(startup)} s of start-up; the extrapolated time is start-up + ${f1(perRequest * 1000)} ms × ${f0(data.expected.requests)} requests.` +
+      ' Run with --full-baseline to time the whole dataset at max_concurrency 1 instead (about 5 minutes).');
+  }
+  console.log('lower bound = requests × latency ÷ max_concurrency; efficiency = lower bound ÷ wall time (wall time is spawn to exit, Node start-up included).');
+  for (const r of [...runs, serial]) describeRun(r, L);
+  const main = runs[0];
+  target(`latency: speed-up over max_concurrency 1 (at ${CONCURRENCY})`, `${f1(main.speedup)}×`, '≥ 12×', main.speedup >= 12);
+  target(`latency: efficiency against the lower bound (at ${CONCURRENCY})`, pct(main.efficiency), '≥ 80%', main.efficiency >= 0.8);
+  results.latency = { latencyMs, dataset: { ...full, ...data.expected }, runs, serial, serialDataset: { ...sub, ...serialData.expected }, serialExtrapolated: serialFull, fullBaseline: FULL_BASELINE };
+}
+
+/** Spends the token's burst allowance so the connector meets the steady rate from its first request. */
+async function drainBucket(mock, perMinute) {
+  let limited = false;
+  let sent = 0;
+  const worker = async () => {
+    while (!limited && sent < perMinute * 2) {
+      sent++;
+      const res = await fetch(`${mock.baseUrl}/me`, { headers: { 'Circle-Token': TOKEN } });
+      await res.arrayBuffer();
+      if (res.status === 429) limited = true;
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  return sent;
+}
+
+async function rateLimitScenario() {
+  const perMinute = 600;
+  const latencyMs = 50;
+  const d = QUICK ? { days: 8, perDay: 4 } : { days: 22, perDay: 4 };
+  console.log(`\n## 2. Rate limit: the mock allows ${perMinute} requests a minute per token (token bucket), ${latencyMs} ms a request, default max_concurrency\n`);
+  const data = dataset(d);
+  console.log(`Dataset: ${data.label} = ${f0(data.expected.records)} records in ${f0(data.expected.requests)} requests (≈ ${f0(data.expected.requests / (perMinute / 60))} s at exactly ${perMinute / 60} requests a second).`);
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs, rateLimit: { perMinute }, ...PAGE });
+  let r;
+  try {
+    const drained = await drainBucket(mock, perMinute);
+    console.log(`The bench first spent the token's burst allowance (${drained} requests to /me until the first 429), so the connector meets the limit at its steady ${perMinute / 60} requests a second from its first request, like a token another sync has just used.`);
+    r = await read(mock, data, { maxConcurrency: undefined, timeoutMs: QUICK ? 150_000 : 300_000 });
+    checkRun(r, 'ratelimit');
+  } finally {
+    await mock.close();
+  }
+  const ok = r.requests - r.limited;
+  const allowed = (perMinute / 60) * r.wall;
+  const rate = (ok / r.wall) * 60;
+  const share429 = r.limited / r.requests;
+  table(
+    ['read', 'requests', '200', '429', '429 share', 'wall s', 'answered/min', 'allowed/min', 'of allowed', 'peak RSS MB'],
+    [[`max_concurrency ${r.maxConcurrency}`, f0(r.requests), f0(ok), f0(r.limited), pct(share429), f1(r.wall), f0(rate), f0(perMinute), pct(ok / allowed), f1(r.peakRssMb)]],
+  );
+  console.log('');
+  console.log(`answered/min = requests answered 200 ÷ wall time; of allowed = that ÷ ${perMinute}/min. The connector logged ${r.notes.rateLimitedWarn} "rate limited" warnings and ${r.notes.rateLimitedStatus} RATE_LIMITED stream statuses.`);
+  const bins = perSecond(r.timeline);
+  const okBins = perSecond(r.timeline.map((s) => ({ t: s.t, total: s.total - s.limited })));
+  const tens = [];
+  for (let i = 0; i < okBins.length; i += 10) tens.push(okBins.slice(i, i + 10).reduce((a, b) => a + b, 0));
+  console.log(`  answered 200 per 10 s (the limit allows ${perMinute / 6}): ${tens.join(' ')}`);
+  const gaps = okBins.reduce((n, x) => n + (x === 0 ? 1 : 0), 0);
+  console.log(`  seconds with no request answered: ${gaps} of ${okBins.length}; requests sent per second: median ${median(bins)}, max ${Math.max(...bins)}`);
+  describeRun(r);
+  target('ratelimit: share of the allowed 600/min achieved', pct(ok / allowed), '≥ 90%', ok / allowed >= 0.9);
+  target('ratelimit: requests answered 429', pct(share429), '< 5%', share429 < 0.05);
+  results.ratelimit = { perMinute, latencyMs, dataset: { ...d, ...data.expected }, run: r, answeredPerMinute: rate, ofAllowed: ok / allowed, share429 };
+}
+
+async function throughputScenario() {
+  const d = QUICK ? { days: 100, perDay: 10 } : { days: 300, perDay: 10 };
+  console.log('\n## 3. Throughput: no latency, default max_concurrency\n');
+  const data = dataset(d);
+  console.log(`Dataset: ${data.label} = ${f0(data.expected.records)} records in ${f0(data.expected.requests)} requests.`);
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
+  let r;
+  try {
+    r = await read(mock, data, { maxConcurrency: undefined });
+    checkRun(r, 'throughput');
+  } finally {
+    await mock.close();
+  }
+  const rps = r.records / r.wall;
+  const inSync = r.syncSeconds ? r.records / r.syncSeconds : undefined;
+  table(
+    ['read', 'records', 'requests', 'wall s', 'records/s', 'requests/s', 'records/s in sync', 'peak RSS MB', 'connector CPU s', 'mock CPU s'],
+    [[`max_concurrency ${r.maxConcurrency}`, f0(r.records), f0(r.requests), f1(r.wall), f0(rps), f0(r.requests / r.wall), f0(inSync), f1(r.peakRssMb), f1(r.connectorCpuS), f1(r.mockCpuS)]],
+  );
+  console.log('');
+  console.log(`records/s = records ÷ wall time (spawn to exit); "in sync" divides by the connector's own sync time (${f1(r.syncSeconds)} s, without Node start-up).` +
+    ` The mock shares this machine (${cpus().length} cores): its CPU time is shown so a mock-bound run can be told apart from a connector-bound one.`);
+  describeRun(r);
+  target('throughput: records a second at zero latency', f0(rps), '≥ 20,000', rps >= 20_000);
+  results.throughput = { dataset: { ...d, ...data.expected }, run: r, recordsPerSecond: rps, recordsPerSecondInSync: inSync };
+}
+
+async function memoryScenario() {
+  const perDay = 4;
+  const [small, large] = QUICK ? [10, 100] : [30, 300];
+  console.log(`\n## 4. Memory: the same read over ${small} and ${large} days of history (no latency, default max_concurrency)\n`);
+  const rows = [];
+  const runs = [];
+  for (const days of [small, large]) {
+    const data = dataset({ days, perDay });
+    const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
+    try {
+      const r = await read(mock, data, { maxConcurrency: undefined });
+      checkRun(r, `memory, ${days} days`);
+      r.days = days;
+      r.label = data.label;
+      runs.push(r);
+      rows.push([`${days} days`, f0(r.records), f0(r.requests), f1(r.wall), f1(r.peakRssMb)]);
+    } finally {
+      await mock.close();
+    }
+  }
+  const [a, b] = runs;
+  const growth = b.peakRssMb / a.peakRssMb - 1;
+  table(['history', 'records', 'requests', 'wall s', 'peak RSS MB'], rows);
+  console.log('');
+  console.log(`Peak RSS is the connector process's high-water mark (getrusage ru_maxrss at exit, read by bench/probe.mjs): heap, code and buffers. Growth from ${small} to ${large} days: ${pct(growth)}.`);
+  const peak = Math.max(a.peakRssMb, b.peakRssMb);
+  target('memory: peak RSS', `${f1(peak)} MB`, '< 200 MB', peak < 200);
+  target(`memory: RSS growth, ${small} → ${large} days of history`, pct(growth), '< 50%', growth < 0.5);
+  results.memory = { perDay, runs, growth };
+}
+
+// ------------------------------------------------------------------------------------------
+
+const started = performance.now();
+console.log(`# source-circleci benchmark${QUICK ? ' (--quick: smaller datasets; targets are for the full run)' : ''}`);
+console.log(`Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), mock in this process, connector spawned as \`node dist/cli/airbyte.js read\` (all three streams, full refresh).`);
+try {
+  if (chosen.includes('latency')) await latencyScenario();
+  if (chosen.includes('ratelimit')) await rateLimitScenario();
+  if (chosen.includes('throughput')) await throughputScenario();
+  if (chosen.includes('memory')) await memoryScenario();
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+console.log('\n## Targets\n');
+table(['target', 'measured', 'goal', 'result'], targets.map((t) => [t.name, t.measured, t.goal, t.pass ? 'PASS' : 'FAIL']));
+const missed = targets.filter((t) => !t.pass).length;
+console.log(`\n${targets.length - missed} of ${targets.length} targets met${missed ? `, ${missed} missed` : ''}; ${((performance.now() - started) / 1000).toFixed(0)} s in all.`);
+if (failures.length) console.log(`Runs that did not complete cleanly (their numbers are not valid): ${failures.join('; ')}`);
+if (JSON_OUT) {
+  const strip = (r) => (r && typeof r === 'object' ? { ...r, stderr: r.stderr?.slice(-500) } : r);
+  writeFileSync(JSON_OUT, JSON.stringify({ when: new Date().toISOString(), node: process.version, cores: cpus().length, quick: QUICK, concurrency: CONCURRENCY, targets, failures, results }, (k, v) => (k === 'run' || k === 'serial' ? strip(v) : v), 2));
+  console.log(`Raw numbers in ${JSON_OUT}.`);
+}
+if (failures.length) process.exitCode = 2;
+else if (STRICT && missed) process.exitCode = 1;
