@@ -235,6 +235,47 @@ describe('read', () => {
   });
 });
 
+describe('stopping', () => {
+  test('SIGTERM ends a read within seconds with a checkpoint of what was completed; a rerun from it completes the data', async () => {
+    const slow = await startMockServer({ world, token: TEST_TOKEN, latencyMs: 15 });
+    try {
+      const config = configFor({ base_url: slow.baseUrl });
+      const files = tempFiles({ config, catalog: ALL_FULL });
+      let records = 0;
+      let signalledAt = 0;
+      const first = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog], {
+        onStdoutLine: (line, kill) => {
+          // Jobs are the leaves: after a few hundred, whole pipelines are complete.
+          if (line.includes('"stream":"jobs"') && ++records === 300) {
+            signalledAt = Date.now();
+            kill('SIGTERM');
+          }
+        },
+      });
+      expect(signalledAt).toBeGreaterThan(0);
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      expect(first.code).toBe(143);
+      expect(invalidMessages(first.messages)).toEqual([]);
+      expect(first.messages.some((m) => m.type === 'TRACE' && m.trace.type === 'ERROR')).toBe(false);
+      const stopLog = first.messages.findIndex((m) => m.type === 'LOG' && /SIGTERM/.test(m.log.message));
+      const states = lastStates(first.messages);
+      // The stop left resume markers: pipelines already completed are not fetched again.
+      expect(first.messages.slice(stopLog).some((m) => m.type === 'STATE' && JSON.stringify(m).includes('"resume"'))).toBe(true);
+      const second = await read(ALL_FULL, states, config);
+      expect(second.code).toBe(0);
+      const truth = world.groundTruth(startDate);
+      for (const s of STREAMS) {
+        const union = byKey(s, recordsOf(first.messages, s));
+        byKey(s, recordsOf(second.messages, s), union);
+        expectEqualToTruth(s, union, truth[s] as unknown as Message[]);
+      }
+      expect(recordsOf(second.messages, 'jobs').length).toBeLessThan(truth.jobs.length);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('failures against the mock', () => {
   test('429s with Retry-After, 5xx and resets are retried and the data is complete', async () => {
     const faulty = await startMockServer({

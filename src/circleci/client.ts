@@ -33,6 +33,16 @@ export interface ClientOptions {
   onRetry?: (e: RetryEvent) => void;
   /** Every request waits until `untilMs` (epoch ms): the token is rate limited. */
   onRateLimited?: (untilMs: number) => void;
+  /** Aborts requests in flight and waits (shutdown). */
+  signal?: AbortSignal;
+}
+
+/** The sync is being stopped: not a failure of CircleCI's. */
+export class StoppedError extends ConnectorError {
+  constructor() {
+    super('The sync was stopped.', 'transient_error');
+    this.name = 'StoppedError';
+  }
 }
 
 interface Page {
@@ -73,16 +83,21 @@ export class CircleCIClient {
     this.tokenHost = new URL(opts.baseUrl).host;
   }
 
-  /** GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers. */
-  async get(path: string, query: Record<string, string | undefined> = {}): Promise<unknown> {
+  /**
+   * GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers.
+   * Lower `priority` values go first when requests wait for a slot.
+   */
+  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0): Promise<unknown> {
     const url = new URL(this.opts.baseUrl + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
+      const stop = this.opts.signal;
       const result: Attempt = await this.limiter.run(async () => {
         await this.governor.gate();
-        return getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs);
-      });
+        return getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs, stop);
+      }, priority);
+      if (stop?.aborted) throw new StoppedError();
       this.requests++;
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
@@ -104,16 +119,16 @@ export class CircleCIClient {
       this.opts.onRetry?.({ endpoint: path, attempt, waitMs, reason, rateLimited });
       // A 429 is about the token, not this request: everyone waits.
       if (rateLimited) this.governor.pause(waitMs);
-      else await sleep(waitMs);
+      else await sleep(waitMs, stop);
     }
   }
 
   /** Every page of a list, following next_page_token (missing, null or empty = last page). */
-  async *pages(path: string, query: Record<string, string | undefined> = {}): AsyncGenerator<unknown[]> {
+  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0): AsyncGenerator<unknown[]> {
     const seen = new Set<string>();
     let pageToken: string | undefined;
     do {
-      const body = await this.get(path, { ...query, 'page-token': pageToken });
+      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority);
       if (!isPage(body)) {
         throw transientError(
           `GET ${path} answered with a body that is not a CircleCI page ({"items": [...], "next_page_token": ...}). ` +

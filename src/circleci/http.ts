@@ -15,7 +15,7 @@ const MAX_REDIRECTS = 5;
  * GET `url` with the token in `Circle-Token`. Redirects are followed by hand so that the token
  * is only ever sent to `tokenHost` (the base_url host).
  */
-export async function getJson(url: URL, token: string, tokenHost: string, timeoutMs: number): Promise<Attempt> {
+export async function getJson(url: URL, token: string, tokenHost: string, timeoutMs: number, stop?: AbortSignal): Promise<Attempt> {
   let target = url;
   for (let hop = 0; ; hop++) {
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'source-circleci' };
@@ -26,12 +26,13 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
       res = await fetch(target, {
         headers,
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: stop ? AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
         agent: (u: URL) => (u.protocol === 'https:' ? agents.https : agents.http),
       });
       bodyText = await res.text();
     } catch (e) {
       const err = e as Error & { code?: string; type?: string };
+      if (stop?.aborted) return { kind: 'failure', reason: 'stopped' };
       const reason = err.name === 'AbortError' || err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.code ?? err.type ?? err.name;
       return { kind: 'failure', reason };
     }

@@ -35,11 +35,16 @@ async function run(action: () => Promise<void>): Promise<void> {
   }
 }
 
+const stop = new AbortController();
+
 process.on('SIGTERM', () => {
-  // Every checkpoint already written stands; stop without starting anything new.
-  void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'))
-    .then(() => out.flush())
-    .finally(() => process.exit(143));
+  if (stop.signal.aborted) return;
+  // Requests in flight are aborted; projects part-way through get a last checkpoint of what they
+  // completed; then the command ends (exit 143). A stuck reader must not keep us alive.
+  void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'));
+  stop.abort();
+  process.exitCode = 143;
+  setTimeout(() => process.exit(143), 10_000).unref();
 });
 
 process.on('uncaughtException', (e) => {
@@ -85,7 +90,7 @@ await yargs(hideBin(process.argv))
         const notes: string[] = [];
         const state = argv.state ? parseAirbyteState(readJsonFile(argv.state, 'state'), (n) => notes.push(n)) : {};
         for (const n of notes) await out.line(logMessage('INFO', n));
-        await runSync(cfg, selection, state, new AirbyteSink(out), { progress: out.interactive ? (l) => out.progress(l) : undefined });
+        await runSync(cfg, selection, state, new AirbyteSink(out), { signal: stop.signal, progress: out.interactive ? (l) => out.progress(l) : undefined });
         out.clearProgress();
       }),
   )

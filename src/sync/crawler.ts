@@ -123,9 +123,8 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
         await crawler.run();
         await save(slug, crawler.cursors(false));
       } catch (e) {
-        if (e instanceof Stopped) return;
-        failures.push(asConnectorError(e));
-        // What completed before the failure is kept, so a rerun resumes after it.
+        if (!(e instanceof Stopped)) failures.push(asConnectorError(e));
+        // What completed before a failure or a stop is kept, so the next sync resumes after it.
         if (crawler.resumable) await save(slug, crawler.cursors(true));
       }
     }),
@@ -291,7 +290,8 @@ class ProjectCrawl {
   private async visitList(stream: StreamDeclaration, ctx: Context, slot?: PipelineSlot, pipelineTime?: number): Promise<void> {
     const isRoot = !stream.parent;
     try {
-      for await (const items of this.opts.client.pages(stream.path(ctx))) {
+      // The pipeline list goes first (priority 0) so work never runs dry; then older pipelines first.
+      for await (const items of this.opts.client.pages(stream.path(ctx), {}, slot?.seq ?? 0)) {
         this.pages++;
         if (this.opts.signal?.aborted) throw new Stopped();
         if (this.failure && !isRoot) return;

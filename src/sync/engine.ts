@@ -7,13 +7,14 @@ import type { SyncState } from './state.js';
 
 /** What both faces share: building the client, checking a connection, running a sync. */
 
-export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLimited'>, policy: RetryPolicy = DEFAULT_RETRY_POLICY): CircleCIClient {
+export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLimited'>, policy: RetryPolicy = DEFAULT_RETRY_POLICY, signal?: AbortSignal): CircleCIClient {
   let announcedUntil = 0;
   return new CircleCIClient({
     baseUrl: config.baseUrl,
     token: config.token,
     maxConcurrency: config.maxConcurrency,
     policy,
+    signal,
     onRetry: (e: RetryEvent) =>
       void sink?.log(
         'WARN',
@@ -53,7 +54,7 @@ export interface SyncOptions {
 
 export async function runSync(config: Config, selection: Map<string, Selection>, state: SyncState, sink: SyncSink, opts: SyncOptions = {}): Promise<void> {
   for (const w of config.warnings) await sink.log('WARN', w);
-  const client = makeClient(config, sink);
+  const client = makeClient(config, sink, DEFAULT_RETRY_POLICY, opts.signal);
   const started = Date.now();
   const counts = new Map<string, number>();
   const counted: SyncSink = {

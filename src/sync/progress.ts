@@ -5,6 +5,8 @@
  */
 export interface PipelineSlot {
   number?: number;
+  /** Order of listing across all projects: the requests of older slots go first. */
+  seq: number;
   /** Child lists still being fetched. */
   pending: number;
   /** The pipeline's own visit is over (its record is out, its children spawned). */
@@ -13,6 +15,7 @@ export interface PipelineSlot {
 }
 
 export class Progress {
+  private static listed = 0;
   private readonly queue: PipelineSlot[] = [];
   /** Newest and oldest pipeline numbers of the unbroken finished run. */
   top?: number;
@@ -24,7 +27,7 @@ export class Progress {
   constructor(private readonly onAdvance: () => void) {}
 
   add(number: number | undefined): PipelineSlot {
-    const slot: PipelineSlot = { number, pending: 0, visited: false, done: false };
+    const slot: PipelineSlot = { number, seq: ++Progress.listed, pending: 0, visited: false, done: false };
     this.queue.push(slot);
     return slot;
   }
