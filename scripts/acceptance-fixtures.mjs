@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * Writes the two generated acceptance fixtures (needs `npm run build`):
+ *
+ *   integration_tests/expected_records.jsonl  the ground truth of the acceptance world
+ *       (integration_tests/acceptance_mock.json: seed, fixed clock, history) for the start_date of
+ *       integration_tests/sample_config.json: World.groundTruth(), the records a correct full
+ *       sync must hold. Not the connector's output.
+ *   integration_tests/spec.json  the ConnectorSpecification `spec` must print (basic fields
+ *       plus spec.json as connectionSpecification), for the spec test's spec_path.
+ *
+ *   node scripts/acceptance-fixtures.mjs           # write them
+ *   node scripts/acceptance-fixtures.mjs --check   # exit 1 when a file is stale
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const check = process.argv.includes('--check');
+if (!existsSync(`${root}dist/mock/world.js`)) {
+  console.error('acceptance-fixtures: dist/ is missing; run `npm run build` first');
+  process.exit(1);
+}
+const { World } = await import(`${root}dist/mock/world.js`);
+const read = (p) => JSON.parse(readFileSync(`${root}${p}`, 'utf8'));
+
+const env = read('integration_tests/acceptance_mock.json');
+const config = read(env.config);
+const world = new World({ seed: env.seed, now: new Date(env.now), historyDays: env.history_days, pipelinesPerDay: env.pipelines_per_day });
+const missing = config.project_slugs.filter((s) => world.canonicalSlug(s) === undefined);
+if (missing.length) {
+  console.error(`acceptance-fixtures: ${env.config} names projects the mock world lacks: ${missing.join(', ')}`);
+  process.exit(1);
+}
+const truth = world.groundTruth(new Date(config.start_date));
+const emittedAt = Date.parse(env.now);
+const lines = [];
+for (const stream of ['pipelines', 'workflows', 'jobs']) {
+  for (const data of truth[stream]) lines.push(JSON.stringify({ stream, data, emitted_at: emittedAt }));
+}
+const expectedRecords = lines.join('\n') + '\n';
+
+const spec = spawnSync(process.execPath, [`${root}dist/cli/airbyte.js`, 'spec'], { encoding: 'utf8' });
+const specMessage = JSON.parse(spec.stdout.trim().split('\n')[0]);
+if (specMessage.type !== 'SPEC') {
+  console.error(`acceptance-fixtures: \`spec\` printed ${spec.stdout.slice(0, 200)}`);
+  process.exit(1);
+}
+const expectedSpec = JSON.stringify(specMessage.spec, null, 2) + '\n';
+
+let stale = 0;
+for (const [path, text] of [['integration_tests/expected_records.jsonl', expectedRecords], ['integration_tests/spec.json', expectedSpec]]) {
+  const current = existsSync(`${root}${path}`) ? readFileSync(`${root}${path}`, 'utf8') : undefined;
+  if (current === text) {
+    console.log(`acceptance-fixtures: ${path} is up to date`);
+  } else if (check) {
+    console.error(`acceptance-fixtures: ${path} is stale; run node scripts/acceptance-fixtures.mjs`);
+    stale++;
+  } else {
+    writeFileSync(`${root}${path}`, text);
+    console.log(`acceptance-fixtures: wrote ${path}`);
+  }
+}
+console.log(`acceptance-fixtures: ${truth.pipelines.length} pipelines, ${truth.workflows.length} workflows, ${truth.jobs.length} jobs at ${env.now}`);
+process.exit(stale ? 1 : 0);
