@@ -34,10 +34,12 @@ const FIXES: Record<string, string> = {
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
 
-function describe(e: ErrorObject): string {
+function describe(e: ErrorObject, input: Record<string, unknown>): string {
   const field = e.instancePath.split('/')[1] ?? (e.params as { missingProperty?: string }).missingProperty ?? '';
   const fix = FIXES[field] ? `: ${FIXES[field]}` : '';
   if (e.keyword === 'required') return `Config is missing "${field}"${fix}.`;
+  // A person should not have to read spec.json's regular expression.
+  if (e.keyword === 'pattern') return `Config field "${field}" is not in the expected form (${JSON.stringify(input[field])})${fix}.`;
   return `Config field "${field}"${e.instancePath.split('/').length > 2 ? ` (${e.instancePath.slice(1)})` : ''} ${e.message}${fix}.`;
 }
 
@@ -74,7 +76,7 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
   const input: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
   // tap-circle-ci configs hold the slugs as one space-separated string.
   if (typeof input.project_slugs === 'string') input.project_slugs = input.project_slugs.split(/[\s,]+/).filter(Boolean);
-  if (!validate(input)) throw configError((validate.errors ?? []).map(describe).join(' '));
+  if (!validate(input)) throw configError((validate.errors ?? []).map((e) => describe(e, input)).join(' '));
   const token = (input.token as string).trim();
   if (!token) throw configError(`Config field "token" is empty: ${FIXES.token}.`);
 
@@ -102,7 +104,7 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
     throw configError(`Config field "base_url" is not a URL ("${baseUrl}"): ${FIXES.base_url}.`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw configError(`Config field "base_url" must use http or https, not ${url.protocol}: ${FIXES.base_url}.`);
+    throw configError(`Config field "base_url" must use http or https, not ${url.protocol.replace(/:$/, '')}: ${FIXES.base_url}.`);
   }
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
     warnings.push(`base_url uses plain http to ${url.hostname}: the token travels unencrypted. Use https.`);

@@ -43,7 +43,7 @@ describe('config parsing', () => {
     ['blank slug string', { token: 'abcdef123456', project_slugs: '  ' }, /"project_slugs"/],
     ['ill-formed slug', { token: 'abcdef123456', project_slugs: ['acme/api'] }, /"acme\/api" is not of the form vcs\/org\/repo/],
     ['unknown vcs', { token: 'abcdef123456', project_slugs: ['gl/acme/api'] }, /is not of the form/],
-    ['start_date not a date', { ...base, start_date: 'yesterday' }, /"start_date".*(pattern|not a valid date)/],
+    ['start_date not a date', { ...base, start_date: 'yesterday' }, /"start_date" is not in the expected form \("yesterday"\): set "start_date" to a UTC date/],
     ['start_date impossible', { ...base, start_date: '2025-02-31T00:00:00Z' }, /"start_date"/],
     ['start_date in the future', { ...base, start_date: '2027-01-01' }, /lies in the future/],
     ['base_url not http', { ...base, base_url: 'ftp://example.com/api/v2' }, /must use http or https/],

@@ -1,4 +1,4 @@
-import { ConnectorError, transientError } from '../errors.js';
+import { ConnectorError, configError, transientError } from '../errors.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
@@ -99,6 +99,7 @@ export class CircleCIClient {
       }, priority);
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
+      if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
       if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
@@ -129,13 +130,7 @@ export class CircleCIClient {
     let pageToken: string | undefined;
     do {
       const body = await this.get(path, { ...query, 'page-token': pageToken }, priority);
-      if (!isPage(body)) {
-        throw transientError(
-          `GET ${path} answered with a body that is not a CircleCI page ({"items": [...], "next_page_token": ...}). ` +
-            'Check that base_url points at the CircleCI API v2 root (https://circleci.com/api/v2 or your server\'s /api/v2).',
-          'unexpected response shape',
-        );
-      }
+      if (!isPage(body)) throw notTheApi(path, this.opts.baseUrl, 'a body that is not a CircleCI page ({"items": [...], "next_page_token": ...})');
       yield body.items;
       pageToken = body.next_page_token || undefined;
       if (pageToken !== undefined) {
@@ -148,6 +143,14 @@ export class CircleCIClient {
     } while (pageToken !== undefined);
   }
 }
+
+/** Asking again will not help: the answer says base_url is not the API. */
+const notTheApi = (path: string, baseUrl: string, what: string) =>
+  configError(
+    `GET ${path} answered with ${what}. Check that base_url points at the CircleCI API v2 root ` +
+      `(it is ${baseUrl}; CircleCI's is https://circleci.com/api/v2, a CircleCI Server's https://<host>/api/v2).`,
+    'unexpected response shape',
+  );
 
 /** A slug in a URL path: the slashes stay literal, anything else reserved is escaped per segment. */
 export const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');

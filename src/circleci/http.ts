@@ -5,6 +5,8 @@ import fetch, { type Response } from 'node-fetch';
 /** One HTTP GET attempt and what came of it. The only module that speaks HTTP. */
 export type Attempt =
   | { kind: 'response'; status: number; headers: Response['headers']; body: unknown; bodyText: string }
+  /** A 2xx web page where JSON was expected: base_url points at a website or a login proxy. */
+  | { kind: 'html'; status: number }
   /** No usable answer: reset, timeout, DNS, or a body that is not JSON (truncated). */
   | { kind: 'failure'; reason: string; status?: number; headers?: Response['headers'] };
 
@@ -47,6 +49,8 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
     } catch {
       // A 2xx that is not JSON is a cut or garbled body; a 5xx gateway page is just an error status.
       const isOk = res.status >= 200 && res.status < 300;
+      const html = /text\/html/i.test(res.headers.get('content-type') ?? '') || /^\s*</.test(bodyText);
+      if (isOk && html) return { kind: 'html', status: res.status };
       if (isOk) return { kind: 'failure', reason: 'a body that is not valid JSON (truncated?)', status: res.status, headers: res.headers };
       return { kind: 'response', status: res.status, headers: res.headers, body: undefined, bodyText };
     }

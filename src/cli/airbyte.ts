@@ -2,8 +2,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { closeAgents } from '../circleci/http.js';
-import { parseConfig, readJsonFile, spec } from '../config.js';
-import { ConnectorError, asConnectorError } from '../errors.js';
+import { parseConfig, readJsonFile, spec, type Config } from '../config.js';
+import { ConnectorError, asConnectorError, configError } from '../errors.js';
 import { AirbyteSink, airbyteStream, connectionStatus, logMessage, traceError } from '../protocol/airbyte.js';
 import { Output } from '../protocol/output.js';
 import { registerSecret } from '../redact.js';
@@ -21,6 +21,12 @@ function config(path: string) {
   const raw = readJsonFile(path, 'config');
   if (raw && typeof raw === 'object' && typeof (raw as { token?: unknown }).token === 'string') registerSecret((raw as { token: string }).token);
   return parseConfig(raw);
+}
+
+/** read logs config warnings as part of the sync; check and discover print them up front. */
+async function warnAbout(cfg: Config): Promise<Config> {
+  for (const w of cfg.warnings) await out.line(logMessage('WARN', w));
+  return cfg;
 }
 
 async function run(action: () => Promise<void>): Promise<void> {
@@ -51,7 +57,10 @@ process.on('uncaughtException', (e) => {
   void out.line(traceError(asConnectorError(e))).then(() => out.flush()).finally(() => process.exit(1));
 });
 
-await yargs(hideBin(process.argv))
+const USAGE = 'Usage: source-circleci spec | check --config FILE | discover --config FILE | read --config FILE --catalog FILE [--state FILE]';
+
+try {
+  await yargs(hideBin(process.argv))
   .scriptName('source-circleci')
   .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.')
   .command('spec', 'Print the connector specification', {}, () =>
@@ -60,7 +69,7 @@ await yargs(hideBin(process.argv))
   .command('check', 'Check the token and every project slug', (y) => y.option('config', { type: 'string', demandOption: true, describe: 'config JSON file' }), (argv) =>
     run(async () => {
       try {
-        await checkConnection(config(argv.config));
+        await checkConnection(await warnAbout(config(argv.config)));
         await out.line(connectionStatus(true));
       } catch (e) {
         const err = asConnectorError(e);
@@ -71,7 +80,7 @@ await yargs(hideBin(process.argv))
   )
   .command('discover', 'Print the catalog of streams', (y) => y.option('config', { type: 'string', demandOption: true, describe: 'config JSON file' }), (argv) =>
     run(async () => {
-      config(argv.config);
+      await warnAbout(config(argv.config));
       await out.line({ type: 'CATALOG', catalog: { streams: STREAMS.map(airbyteStream) } });
     }),
   )
@@ -97,10 +106,15 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'Name a command: spec, check, discover or read.')
   .strict()
   .fail((msg, err) => {
-    // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.
-    const e = err instanceof ConnectorError ? err : new ConnectorError(`${msg ?? err?.message} Usage: source-circleci spec | check --config FILE | discover --config FILE | read --config FILE --catalog FILE [--state FILE]`, 'config_error');
-    void out.line(traceError(e)).then(() => out.flush()).finally(() => process.exit(1));
+    // Throwing stops yargs before any command runs; the catch below reports it.
+    throw err instanceof ConnectorError ? err : configError(`${msg ?? err?.message} ${USAGE}`);
   })
   .help()
   .version(false)
   .parseAsync();
+} catch (e) {
+  // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.
+  await out.line(traceError(asConnectorError(e)));
+  await out.flush();
+  process.exitCode = 1;
+}

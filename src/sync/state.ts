@@ -86,6 +86,14 @@ export function parseAirbyteState(raw: unknown, note?: (message: string) => void
   const state: SyncState = {};
   if (!messages) {
     if (!isObject(raw)) throw configError(`The state file must hold a JSON array of STREAM state messages. ${FIX}`);
+    const keys = Object.keys(raw);
+    // A legacy blob is keyed by stream; anything else (a Singer STATE, another connector's state) is not ours.
+    if (keys.length && !keys.some((k) => streamByName(k))) {
+      throw configError(
+        `The state file is not a state of this source: it names no stream of it (${keys.slice(0, 5).join(', ')}). ` +
+          `Expected an array of STREAM state messages for pipelines, workflows or jobs. ${FIX}`,
+      );
+    }
     for (const [name, value] of Object.entries(raw)) if (streamByName(name)) state[name] = parseStreamState(name, value, 'legacy state');
     return state;
   }
