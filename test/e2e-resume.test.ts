@@ -58,7 +58,7 @@ function pipelineOfRequest(path: string): string | undefined {
   return jb ? workflowParent.get(decodeURIComponent(jb[1])) : undefined;
 }
 
-type KillPoint = { name: string; at: (message: Message, seen: { records: number; states: Message[] }) => boolean };
+type KillPoint = { name: string; at: (message: Message, seen: { records: number; states: Message[] }) => boolean; signal?: NodeJS.Signals };
 
 /** One read, killed with SIGKILL at the first message for which `kill` says so (or run to the end). */
 async function readUntil(catalog: unknown, state: Message[], point: KillPoint | undefined) {
@@ -76,7 +76,7 @@ async function readUntil(catalog: unknown, state: Message[], point: KillPoint | 
       if (m.type === 'STATE') seen.states = lastStates([m], seen.states);
       if (point.at(m, seen)) {
         killed = true;
-        kill('SIGKILL');
+        kill(point.signal ?? 'SIGKILL');
       }
     },
   });
@@ -96,7 +96,13 @@ async function interruptedSync(catalog: unknown, streams: readonly string[], poi
   let skippedTotal = 0;
   for (const [i, point] of [...points, undefined].entries()) {
     const r = await readUntil(catalog, state, point);
-    if (point) {
+    if (point?.signal === 'SIGTERM') {
+      // SIGTERM: a clean stop, exit 143, after a last checkpoint of what each project completed.
+      expect({ point: point.name, killed: r.killed, code: r.code }).toEqual({ point: point.name, killed: true, code: 143 });
+      const printed = lastStates(r.messages);
+      expect(world.projectSlugs().some((slug) => completedRange(printed, slug, streams) !== undefined)).toBe(true);
+      expect(r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR')).toEqual([]);
+    } else if (point) {
       expect({ point: point.name, killed: r.killed, signal: r.signal }).toEqual({ point: point.name, killed: true, signal: 'SIGKILL' });
     } else {
       expect({ code: r.code, errors: r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR') }).toEqual({ code: 0, errors: [] });
@@ -172,6 +178,13 @@ describe('SIGKILL and resume from the last STATE printed', () => {
     const { union, skippedTotal } = await interruptedSync(ALL_FULL, streams, [afterMarker(streams), afterRecords(2500)]);
     expectCoversTruth(union, streams);
     expect(skippedTotal).toBeGreaterThanOrEqual(100);
+  });
+
+  test('SIGTERM mid-way: exit 143 after a last resume marker; the resumed sync completes the ground truth without refetching', async () => {
+    const streams = ['pipelines', 'workflows', 'jobs'];
+    const { union, skippedTotal } = await interruptedSync(ALL_INCREMENTAL, streams, [{ ...afterRecords(1500), signal: 'SIGTERM' }]);
+    expectCoversTruth(union, streams);
+    expect(skippedTotal).toBeGreaterThan(0);
   });
 
   test.each<[string, Partial<Record<'pipelines' | 'workflows' | 'jobs', Mode>>]>([

@@ -231,6 +231,9 @@ describe('leak-prone paths print no trace of the token', () => {
     }
   });
 
+  // The only system_error we could provoke from outside: a free-form trigger_parameters nested 5000
+  // deep makes JSON.stringify overflow the stack when the record is printed. If that is fixed
+  // (the record skipped with a WARN, say), this test needs another way to reach a system_error.
   test('a system_error (a record too deeply nested to serialise) carries its stack trace, and the trace holds no token', async () => {
     let nested = '1';
     for (let i = 0; i < 5000; i++) nested = `{"a":${nested}}`;
