@@ -30,7 +30,6 @@ const clone = <T>(v: T): T => structuredClone(v);
 const out = (messages: Message[], code = 0, command = 'read'): RunOutput => ({ command, code, stdout: messages.map((m) => JSON.stringify(m)).join('\n'), stderr: '', messages, nonJson: [], ms: 1 });
 const record = (stream: string, data: Json, emitted_at = 1): Message => ({ type: 'RECORD', record: { stream, data, emitted_at } });
 const state = (name: string, stream_state: Json, recordCount = 1): Message => ({ type: 'STATE', state: { type: 'STREAM', stream: { stream_descriptor: { name }, stream_state }, sourceStats: { recordCount } } });
-const streamNamed = (name: string) => streams.find((s) => s.name === name);
 
 beforeAll(async () => {
   mock = await startAcceptanceMock();
