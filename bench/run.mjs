@@ -16,11 +16,14 @@
  *  ratelimit   the mock's token bucket at 600 requests a minute: >= 90% of that rate, < 5% 429s.
  *  throughput  no latency: >= 20,000 records a second.
  *  memory      the same read over 30 and 300 days of history: peak RSS < 200 MB, growth < 50%.
+ *  ceiling     (only when named) a bare client (bench/http-client.mjs) against the mock and against
+ *              a server that answers one fixed page: the requests a second this machine allows.
  *
  * Exits 0 whatever the numbers (it is a measurement, not a test) unless --strict is given, then
  * 1 when a target is missed. Exits 2 when a run itself fails (wrong record count, crash).
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +51,10 @@ const option = (name, fallback) => {
   return argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1];
 };
 const ALL = ['latency', 'ratelimit', 'throughput', 'memory'];
+/** Not part of "all": a diagnostic of what this machine allows at all. */
+const EXTRA = ['ceiling'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
-for (const s of chosen) if (!ALL.includes(s)) usage(`unknown scenario "${s}"`);
+for (const s of chosen) if (!ALL.includes(s) && !EXTRA.includes(s)) usage(`unknown scenario "${s}"`);
 const QUICK = flag('quick');
 const STRICT = flag('strict');
 const VERBOSE = flag('verbose');
@@ -61,7 +66,7 @@ if (flag('help')) usage('');
 
 function usage(problem) {
   if (problem) console.error(problem);
-  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|ceiling[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
   process.exit(problem ? 2 : 0);
 }
 
@@ -230,6 +235,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
   if (busy0 !== undefined && busy1 !== undefined && probe) {
     result.otherCores = Math.max(0, (busy1 - busy0 - result.connectorCpuS - result.mockCpuS) / wall);
     if (result.otherCores > 0.25) {
+      disturbed.push(`run ${n}: ${result.otherCores.toFixed(2)} cores`);
       console.log(`  ! other processes kept ${result.otherCores.toFixed(2)} of ${cpus().length} cores busy during run ${n} (${wall.toFixed(1)} s): its numbers are disturbed; rerun on a quiet machine.`);
     }
   }
@@ -246,6 +252,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
 
 const targets = [];
 const failures = [];
+const disturbed = [];
 function target(name, measured, goal, pass, note = '') {
   targets.push({ name, measured, goal, pass, note });
 }
@@ -515,6 +522,62 @@ async function memoryScenario() {
   results.memory = { perDay, runs, growth };
 }
 
+/** Requests a second of a bare client process against `base`, and the CPU both sides used. */
+async function bareClient(mode, concurrency, base, paths) {
+  const file = join(tmp, `paths-${++runNo}.json`);
+  writeFileSync(file, JSON.stringify({ base, token: TOKEN, paths }));
+  const cpu0 = process.cpuUsage();
+  const child = spawn(process.execPath, [join(ROOT, 'bench/http-client.mjs'), mode, String(concurrency), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => (out += c));
+  await new Promise((resolve) => child.on('close', resolve));
+  const cpu = process.cpuUsage(cpu0);
+  const r = JSON.parse(out.trim().split('\n').at(-1));
+  return { ...r, perSecond: r.requests / r.seconds, serverCpuS: (cpu.user + cpu.system) / 1e6 };
+}
+
+async function ceilingScenario() {
+  console.log('\n## Ceiling: what one Node client process can do against a server in this process, nothing else running\n');
+  const data = dataset({ days: 60, perDay: 10 });
+  const paths = [];
+  for (const slug of data.slugs) {
+    for (const p of data.world.listPipelines(slug)) {
+      paths.push(`/pipeline/${p.id}/workflow`);
+      for (const wf of data.world.workflowsOf(p.id) ?? []) paths.push(`/workflow/${wf.id}/job`);
+    }
+  }
+  const recordsPerRequest = data.expected.records / data.expected.requests;
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
+  // The fixed server answers every request with one typical job page (a full page of 5 jobs).
+  const typical = paths.filter((p) => p.endsWith('/job')).map((p) => data.world.jobsOf(p.split('/')[2])).find((jobs) => jobs && jobs.length >= PAGE.jobPageSize);
+  const sample = JSON.stringify({ items: typical.slice(0, PAGE.jobPageSize), next_page_token: null });
+  const fixed = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(sample) });
+    res.end(sample);
+  });
+  await new Promise((resolve) => fixed.listen(0, '127.0.0.1', resolve));
+  const fixedBase = `http://127.0.0.1:${fixed.address().port}/api/v2`;
+  const rows = [];
+  const out = [];
+  try {
+    for (const [server, base] of [['mock', mock.baseUrl], ['fixed page', fixedBase]]) {
+      for (const mode of ['http', 'node-fetch']) {
+        const r = await bareClient(mode, 8, base, paths);
+        out.push({ server, ...r });
+        rows.push([server, mode === 'http' ? 'node:http' : 'node-fetch + AbortSignal.timeout', f0(r.requests), f0(r.perSecond), f0((r.cpuS * 1e6) / r.requests), f0((r.serverCpuS * 1e6) / r.requests), f0(r.perSecond * recordsPerRequest)]);
+      }
+    }
+  } finally {
+    await mock.close();
+    await new Promise((resolve) => fixed.close(resolve));
+  }
+  table(['server', 'client (8 in flight)', 'requests', 'requests/s', 'client CPU µs/request', 'server CPU µs/request', `records/s at ${recordsPerRequest.toFixed(2)} records a request`], rows);
+  console.log('');
+  console.log(`The requests are the connector's own mix (a workflow list per pipeline, a job list per workflow) of ${data.label}; the records column is what a connector with no cost of its own could emit at this dataset's ${recordsPerRequest.toFixed(2)} records a request.`);
+  results.ceiling = { recordsPerRequest, runs: out };
+}
+
 // ------------------------------------------------------------------------------------------
 
 const started = performance.now();
@@ -526,6 +589,7 @@ try {
   if (chosen.includes('ratelimit')) await rateLimitScenario();
   if (chosen.includes('throughput')) await throughputScenario();
   if (chosen.includes('memory')) await memoryScenario();
+  if (chosen.includes('ceiling')) await ceilingScenario();
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -534,6 +598,7 @@ console.log('\n## Targets\n');
 table(['target', 'measured', 'goal', 'result'], targets.map((t) => [t.name, t.measured, t.goal, t.pass ? 'PASS' : 'FAIL']));
 const missed = targets.filter((t) => !t.pass).length;
 console.log(`\n${targets.length - missed} of ${targets.length} targets met${missed ? `, ${missed} missed` : ''}; ${((performance.now() - started) / 1000).toFixed(0)} s in all.`);
+if (disturbed.length) console.log(`Other processes kept more than a quarter of a core busy during ${disturbed.length} run(s) (${disturbed.join(', ')}): rerun on a quiet machine before trusting those numbers.`);
 if (failures.length) console.log(`Runs that did not complete cleanly (their numbers are not valid): ${failures.join('; ')}`);
 if (JSON_OUT) {
   const strip = (r) => (r && typeof r === 'object' ? { ...r, stderr: r.stderr?.slice(-500) } : r);
