@@ -87,16 +87,16 @@ beforeAll(() => {
 });
 
 describe('a full read through a faulty API', () => {
-  test('8% 500, 3% HTML 502, 5% 429 (half without Retry-After), 2% resets, 2% truncated JSON, 5% slower than the timeout: exit 0, records = ground truth, no duplicates', async () => {
+  test('8% 500, 3% HTML 502, 5% 429 (half without Retry-After), 2% resets, 2% truncated JSON, 3% slower than the timeout: exit 0, records = ground truth, no duplicates', async () => {
     const faulty = await startMockServer({
       world, token: TEST_TOKEN, jobPageSize: 3, seed: 5,
       faults: {
         rate500: 0.08, rate502Html: 0.03, rate429: 0.05, retryAfterMissingShare: 0.5,
-        rateReset: 0.02, rateTruncated: 0.02, rateSlow: 0.05, slowMs: 1000,
+        rateReset: 0.02, rateTruncated: 0.02, rateSlow: 0.03, slowMs: 2000,
       },
     });
     try {
-      const r = await read(ALL_FULL, configFor(faulty.baseUrl), { env: { SOURCE_CIRCLECI_TIMEOUT_MS: '300' } });
+      const r = await read(ALL_FULL, configFor(faulty.baseUrl), { env: { SOURCE_CIRCLECI_TIMEOUT_MS: '600' } });
       expect({ code: r.code, errors: traceErrors(r) }).toEqual({ code: 0, errors: [] });
       const truth = world.groundTruth(startDate);
       for (const s of STREAMS) {
@@ -112,7 +112,7 @@ describe('a full read through a faulty API', () => {
       expect(retried).toMatch(/HTTP 502; retry/);
       expect(retried).toMatch(/ECONNRESET|socket hang up|FetchError|system/i);
       expect(retried).toMatch(/not valid JSON \(truncated\?\); retry/);
-      expect(retried).toMatch(/no answer within 300 ms; retry/);
+      expect(retried).toMatch(/no answer within 600 ms; retry/);
       // Each stream ends COMPLETE.
       for (const s of STREAMS) {
         const statuses = r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'STREAM_STATUS' && m.trace.stream_status.stream_descriptor.name === s);
@@ -217,7 +217,10 @@ describe('an endpoint that fails every time', () => {
     const s = await serve(handler);
     try {
       const config = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: startDate.toISOString(), base_url: s.baseUrl };
-      const r = await read(configuredCatalog({ pipelines: 'incremental' }), config, { env: { SOURCE_CIRCLECI_TIMEOUT_MS: '250' } });
+      // The short timeout only matters to the silent server; the others answer at once (and a busy
+      // machine must not turn their last answer into a timeout).
+      const silent = last.startsWith('no answer');
+      const r = await read(configuredCatalog({ pipelines: 'incremental' }), config, { env: { SOURCE_CIRCLECI_TIMEOUT_MS: silent ? '250' : '20000' } });
       expect(r.elapsedMs).toBeLessThan(30_000);
       expect(r.code).not.toBe(0);
       expect(r.code).not.toBeNull();

@@ -139,7 +139,6 @@ async function everyCommand(config: unknown, opts: { env?: Record<string, string
     airbyte(['check', '--config', files.config], opts),
     airbyte(['discover', '--config', files.config], opts),
     airbyte(['read', '--config', files.config, '--catalog', files.catalog], opts),
-    singer(['--config', files.config, '--discover'], opts),
     singer(['--config', files.config], opts),
   ]);
 }
