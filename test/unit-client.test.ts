@@ -113,7 +113,7 @@ describe('retries', () => {
 
   test('404 is final and not retried', async () => {
     const s = await serve((_req, res) => json(res, 404, { message: 'Not Found' }));
-    const err = await client(s.url).get('/gone').catch((e) => e);
+    const err = (await client(s.url).get('/gone').catch((e) => e)) as HttpError;
     expect(err).toBeInstanceOf(HttpError);
     expect(err.status).toBe(404);
     expect(s.seen.length).toBe(1);

@@ -2,7 +2,7 @@
 /**
  * Standalone mock CircleCI API v2:
  *
- *   node dist/mock/cli.js [--port N] [--seed N] [--latency MS] [--history-days N] [--token T]
+ *   node dist/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
  *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]
  *
  * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
@@ -14,7 +14,7 @@ import { World } from './world.js';
 
 function usage(problem: string): never {
   process.stderr.write(
-    `${problem}\nusage: cli.js [--port N] [--seed N] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]\n`,
+    `${problem}\nusage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]\n`,
   );
   process.exit(2);
 }
@@ -37,7 +37,7 @@ function parseArgs(argv: string[]): Map<string, string | true> {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const known = new Set(['port', 'seed', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'help']);
+const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'help']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 if (args.has('help')) usage('mock CircleCI API v2');
 
@@ -50,8 +50,12 @@ const num = (name: string, fallback?: number): number | undefined => {
 };
 
 const token = typeof args.get('token') === 'string' ? (args.get('token') as string) : DEFAULT_TOKEN;
+// A fixed clock makes the world byte-for-byte reproducible (the acceptance account uses one).
+const nowArg = args.get('now');
+if (nowArg !== undefined && (typeof nowArg !== 'string' || Number.isNaN(Date.parse(nowArg)))) usage('--now needs an ISO date-time');
 const world = new World({
   seed: num('seed', 1),
+  now: typeof nowArg === 'string' ? new Date(nowArg) : undefined,
   historyDays: num('history-days'),
   pipelinesPerDay: num('pipelines-per-day'),
 });
