@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import { isIPv4 } from 'node:net';
 import { configError } from './errors.js';
+import { registerSecret } from './redact.js';
 import { readPackageJson } from './resources.js';
 
 /** The validated configuration both faces run on. */
@@ -67,13 +69,16 @@ function parseDate(value: string): Date | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
-const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+// An address, not a name: 127.0.0.1.example.com resolves wherever its owner likes.
+const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
 
 export function parseConfig(raw: unknown, now: Date = new Date()): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw configError('Config must be a JSON object such as {"token": "...", "project_slugs": ["gh/acme/api"]}.');
   }
   const input: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  // Before any message can quote a value that holds it.
+  if (typeof input.token === 'string') registerSecret(input.token);
   // tap-circle-ci configs hold the slugs as one space-separated string.
   if (typeof input.project_slugs === 'string') input.project_slugs = input.project_slugs.split(/[\s,]+/).filter(Boolean);
   if (!validate(input)) throw configError((validate.errors ?? []).map((e) => describe(e, input)).join(' '));

@@ -1,3 +1,5 @@
+import { redact } from './redact.js';
+
 /** The error taxonomy of DESIGN.md: every failure a user can cause or suffer is one of these. */
 export type FailureType = 'config_error' | 'transient_error' | 'system_error';
 
@@ -8,7 +10,9 @@ export class ConnectorError extends Error {
     /** Detail for logs (never the token), e.g. the last HTTP status. */
     readonly internal?: string,
   ) {
-    super(message);
+    // Masked where it is made, so no thrown error carries a registered secret (a quoted config
+    // value, a server's echo), printed or not.
+    super(redact(message));
     this.name = 'ConnectorError';
   }
 }
@@ -21,6 +25,6 @@ export function asConnectorError(err: unknown): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const e = err instanceof Error ? err : new Error(String(err));
   const wrapped = new ConnectorError(`Unexpected error: ${e.message}. This is a bug in source-circleci; please report it with the log.`, 'system_error');
-  wrapped.stack = e.stack;
+  wrapped.stack = e.stack === undefined ? undefined : redact(e.stack);
   return wrapped;
 }

@@ -7,7 +7,9 @@ const secrets = new Set<string>();
 
 export function registerSecret(value: string | undefined): void {
   // Very short values would mask ordinary text; CircleCI tokens are 40 hex characters.
-  if (value && value.length >= 6) secrets.add(value);
+  // Tokens are used trimmed (config.ts): mask what is used, which also covers what was pasted.
+  const v = value?.trim();
+  if (v && v.length >= 6) secrets.add(v);
 }
 
 export function redact(text: string): string {

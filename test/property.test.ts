@@ -239,12 +239,10 @@ function paginate(items: Json[], paging: Paging, salt: string): Map<string, stri
   return pages;
 }
 
-let account: Account | undefined;
 let routes = new Map<string, Map<string, string>>();
 const unexpected: string[] = [];
 
 function load(a: Account) {
-  account = a;
   routes = new Map();
   unexpected.length = 0;
   for (const [slug, list] of a.pipelines) routes.set(`/api/v2/project/${slug}/pipeline`, paginate(list, a.paging, 'p'));

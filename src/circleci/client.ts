@@ -1,4 +1,5 @@
 import { ConnectorError, configError, transientError } from '../errors.js';
+import { registerSecret } from '../redact.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
@@ -81,6 +82,7 @@ export class CircleCIClient {
     this.governor = new RateGovernor(this.limiter, opts.maxConcurrency, opts.onRateLimited);
     this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
     this.tokenHost = new URL(opts.baseUrl).host;
+    registerSecret(opts.token);
   }
 
   /**

@@ -68,6 +68,8 @@ interface Plan {
   /** The cursor the state held when this sync started. */
   previous?: number;
   maxCursor?: number;
+  /** A resumed sync: its pipelines in `skip` were not read again, so the cursor must not pass this. */
+  cap?: number;
   /** The oldest record that may still change (inside the lookback window), and its pipeline. */
   oldestOpen?: number;
   oldestOpenPipeline?: number;
@@ -182,6 +184,7 @@ class ProjectCrawl {
         stream, schema: sel.schema ?? stream.schema, threshold, floor, skip, previous,
         // What the interrupted sync had already emitted still counts towards the next cursor.
         maxCursor: timeOrUndefined(skip?.max),
+        cap: timeOrUndefined(skip?.cap ?? skip?.max),
         oldestOpen: timeOrUndefined(skip?.open),
         oldestOpenPipeline: timeOrUndefined(skip?.open_pipeline),
       });
@@ -252,7 +255,7 @@ class ProjectCrawl {
         const resume: ResumeMarker = {
           from: Math.min(through!, plan.skip?.from ?? INF),
           to: top!,
-          ...(field ? { max: isoOrUndefined(plan.maxCursor), open: isoOrUndefined(plan.oldestOpen), open_pipeline: isoOrUndefined(plan.oldestOpenPipeline) } : {}),
+          ...(field ? { max: isoOrUndefined(plan.maxCursor), open: isoOrUndefined(plan.oldestOpen), open_pipeline: isoOrUndefined(plan.oldestOpenPipeline), cap: isoOrUndefined(plan.skip ? plan.cap : plan.maxCursor) } : {}),
         };
         for (const k of Object.keys(resume) as (keyof ResumeMarker)[]) if (resume[k] === undefined) delete resume[k];
         const kept: ProjectCursor = { ...prev };
@@ -265,7 +268,10 @@ class ProjectCrawl {
         continue;
       }
       const prevT = plan.previous ?? Number.NEGATIVE_INFINITY;
-      const next = Math.max(prevT, Math.min(plan.maxCursor ?? prevT, plan.oldestOpen ?? INF));
+      // A resumed sync did not re-read the pipelines of its marker: what changed on them since the
+      // interrupted sync is newer than the cap, so the next sync reads it.
+      const cap = plan.skip ? plan.cap ?? prevT : INF;
+      const next = Math.max(prevT, Math.min(plan.maxCursor ?? prevT, plan.oldestOpen ?? INF, cap));
       if (!Number.isFinite(next)) {
         out.set(plan.stream.name, undefined);
         continue;

@@ -14,6 +14,8 @@ export interface ResumeMarker {
   max?: string;
   open?: string;
   open_pipeline?: string;
+  /** What the first interrupted sync had reached: a resumed sync's cursor goes no further. */
+  cap?: string;
 }
 
 /**
@@ -67,7 +69,7 @@ const isTime = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse
 function parseResume(v: unknown, where: string): ResumeMarker {
   const r = v as ResumeMarker;
   const ok = isObject(v) && Number.isInteger(r.from) && Number.isInteger(r.to) && r.from <= r.to &&
-    [r.max, r.open, r.open_pipeline].every((t) => t === undefined || isTime(t));
+    [r.max, r.open, r.open_pipeline, r.cap].every((t) => t === undefined || isTime(t));
   if (!ok) throw configError(`The resume marker in ${where} is not {"from": n, "to": n, ...}. ${FIX}`);
   return { ...r };
 }
