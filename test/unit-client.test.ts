@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CircleCIClient, HttpError } from '../src/circleci/client.js';
+import type { ConnectorError } from '../src/errors.js';
 import { DEFAULT_RETRY_POLICY } from '../src/circleci/retry.js';
 import { closeAgents } from '../src/circleci/http.js';
 
@@ -118,6 +119,16 @@ describe('retries', () => {
     expect(err.status).toBe(404);
     expect(s.seen.length).toBe(1);
     await s.close();
+  });
+});
+
+describe('a base_url that cannot be right', () => {
+  test('a host that does not exist is a config error naming base_url, not retried', async () => {
+    const c = new CircleCIClient({ baseUrl: 'http://no-such-host.invalid/api/v2', token: 'secret-token-123', maxConcurrency: 1, policy: fastPolicy });
+    const err = (await c.get('/me').catch((e) => e)) as ConnectorError;
+    expect(err.failureType).toBe('config_error');
+    expect(err.message).toMatch(/host of base_url \(no-such-host.invalid\) does not exist/);
+    expect(c.requests).toBe(1);
   });
 });
 

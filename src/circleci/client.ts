@@ -102,6 +102,9 @@ export class CircleCIClient {
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
       if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
+      if (result.kind === 'failure' && result.reason === 'ENOTFOUND') {
+        throw configError(`The host of base_url (${this.tokenHost}) does not exist (DNS lookup failed). Check base_url (${this.opts.baseUrl}).`, 'ENOTFOUND');
+      }
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
       if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
@@ -138,7 +141,11 @@ export class CircleCIClient {
       if (pageToken !== undefined) {
         // A server that hands back a token it gave before would page forever.
         if (seen.has(pageToken)) {
-          throw transientError(`GET ${path} returned a page token it had already returned; stopped paging to avoid an endless loop. Run the sync again later.`, 'repeated page token');
+          throw configError(
+            `GET ${path} returned a page token it had already returned; stopped paging to avoid an endless loop. ` +
+              'If base_url goes through a proxy, check that it passes the query string (page-token) on; otherwise report it to CircleCI.',
+            'repeated page token',
+          );
         }
         seen.add(pageToken);
       }
