@@ -60,12 +60,13 @@ describe('the rate governor', () => {
   test('requests are spread out once RateLimit-Remaining runs low, and not before', async () => {
     const g = new RateGovernor(new Limiter(4), 4);
     g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '50', 'ratelimit-reset': '30' }));
+    // Half the quota left: no pacing yet.
     let t = Date.now();
     await g.gate();
     await g.gate();
     expect(Date.now() - t).toBeLessThan(50);
-    // 10 left of 100 with 1 s to the reset: one request every 100 ms.
-    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '10', 'x-ratelimit-remaining': '12', 'ratelimit-reset': '1' }));
+    // 5 left of 100 (the lower of the two families), the 95 spent come back within 9.5 s: one request every 100 ms.
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '5', 'x-ratelimit-remaining': '7', 'ratelimit-reset': '9.5' }));
     await g.gate();
     t = Date.now();
     await g.gate();

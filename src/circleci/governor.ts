@@ -3,8 +3,8 @@ import { sleep } from './retry.js';
 
 type Headers = { get(name: string): string | null };
 
-/** Below this share of the window's quota, requests are spread over the time left. */
-const PACE_BELOW = 0.2;
+/** Below this share of the quota, requests are paced at the rate the quota comes back. */
+const PACE_BELOW = 0.1;
 
 /**
  * Keeps the crawl close to CircleCI's rate limit without crossing it: spreads requests out when
@@ -79,6 +79,8 @@ export class RateGovernor {
       return;
     }
     if (reset > 1e9) reset = Math.max(0, reset - Date.now() / 1000); // an epoch, not seconds to go
-    this.intervalMs = remaining <= limit * PACE_BELOW ? Math.min((reset * 1000) / Math.max(remaining, 1), 60_000) : 0;
+    // The spent part of the quota (limit - remaining) comes back within `reset` seconds: pacing at
+    // that rate spends the quota as fast as it returns, never faster.
+    this.intervalMs = remaining <= limit * PACE_BELOW ? Math.min((reset * 1000) / Math.max(limit - remaining, 1), 60_000) : 0;
   }
 }

@@ -24,19 +24,31 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
     if (target.host === tokenHost) headers['Circle-Token'] = token;
     let res: Response;
     let bodyText: string;
+    // One controller and one timer per attempt: cheaper than AbortSignal.timeout + AbortSignal.any.
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, timeoutMs);
+    const onStop = () => abort.abort();
+    stop?.addEventListener('abort', onStop, { once: true });
     try {
       res = await fetch(target, {
         headers,
         redirect: 'manual',
-        signal: stop ? AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+        signal: abort.signal,
         agent: (u: URL) => (u.protocol === 'https:' ? agents.https : agents.http),
       });
       bodyText = await res.text();
     } catch (e) {
       const err = e as Error & { code?: string; type?: string };
       if (stop?.aborted) return { kind: 'failure', reason: 'stopped' };
-      const reason = err.name === 'AbortError' || err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.code ?? err.type ?? err.name;
+      const reason = timedOut ? `no answer within ${timeoutMs} ms` : err.code ?? err.type ?? err.name;
       return { kind: 'failure', reason };
+    } finally {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
     }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
