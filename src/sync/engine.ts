@@ -68,12 +68,13 @@ export async function runSync(config: Config, selection: Map<string, Selection>,
     status: sink.status.bind(sink),
     rateLimited: sink.rateLimited?.bind(sink),
   };
-  const ticker = opts.progress &&
-    setInterval(() => {
-      const secs = (Date.now() - started) / 1000;
-      const records = [...counts].map(([s, n]) => `${s} ${n}`).join(' · ') || 'no records yet';
-      opts.progress!(`${records} · ${client.requests} requests (${(client.requests / Math.max(secs, 0.001)).toFixed(0)}/s, ${client.concurrency} in flight max) · ${secs.toFixed(0)} s`);
-    }, 500).unref();
+  const tick = () => {
+    const secs = (Date.now() - started) / 1000;
+    const records = [...counts].map(([s, n]) => `${s} ${n}`).join(' · ') || 'no records yet';
+    opts.progress?.(`${records} · ${client.requests} requests (${(client.requests / Math.max(secs, 0.001)).toFixed(0)}/s, ${client.concurrency} in flight max) · ${secs.toFixed(0)} s`);
+  };
+  if (opts.progress) tick();
+  const ticker = opts.progress && setInterval(tick, 500).unref();
   try {
     await crawl({ config, client, selection, state, sink: opts.progress ? counted : sink, signal: opts.signal });
   } finally {
