@@ -9,7 +9,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { startMockServer, type MockServer } from '../src/mock/server.js';
 import { World } from '../src/mock/world.js';
-import { AIRBYTE_CLI, ALL_FULL, ROOT, TEST_TOKEN, byKey, recordsOf as airbyteRecordsOf, runCli, tempFiles, type Message } from './helpers.js';
+import { AIRBYTE_CLI, ALL_FULL, ROOT, TEST_TOKEN, byKey, recordsOf as airbyteRecordsOf, runCli, runCommand, tempFiles, type Message } from './helpers.js';
 
 const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 const DAY = 86_400_000;
@@ -116,17 +116,7 @@ async function sync(opts: { config?: unknown; catalog?: unknown; state?: unknown
 }
 
 /** Plain-text commands (--help, --version, --about markdown): stdout is not JSON there. */
-function runText(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SINGER_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runText = (args: string[]) => runCommand(process.execPath, [SINGER_CLI, ...args]);
 
 async function discover(): Promise<Message> {
   const r = await tap(['--discover']);

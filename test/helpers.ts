@@ -71,6 +71,22 @@ export function runCli(cli: string, args: string[], opts: { env?: Record<string,
   });
 }
 
+/** Any command run to its end, stdout as text (help, version, a pseudo-terminal); the token must not appear. */
+export function runCommand(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (stdout.includes(TEST_TOKEN) || stderr.includes(TEST_TOKEN)) reject(new Error(`the token leaked into the output of: ${cmd} ${args.join(' ')}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** Writes JSON files into a fresh temp folder and returns their paths. */
 export function tempFiles(files: Record<string, unknown>): Record<string, string> {
   const dir = mkdtempSync(join(tmpdir(), 'source-circleci-'));
