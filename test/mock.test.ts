@@ -506,6 +506,42 @@ describe('advance()', () => {
   });
 });
 
+describe('the clock as the API shows it', () => {
+  test('Date is the world\'s clock, not this machine\'s, and the request log carries it', async () => {
+    const w = new World({ seed: 3, now: T0, historyDays: 2 });
+    await withServer({ world: w }, async (s) => {
+      const a = await call(s, '/me');
+      expect(Date.parse(a.headers.get('date')!)).toBe(T0.getTime());
+      w.advance(90 * 60_000);
+      const b = await call(s, '/project/gh/acme/api/pipeline');
+      expect(Date.parse(b.headers.get('date')!)).toBe(T0.getTime() + 90 * 60_000);
+      expect(s.counters.log.map((l) => l.at)).toEqual([T0.getTime(), T0.getTime() + 90 * 60_000]);
+    });
+  });
+
+  test('with clockRate the clock runs while the mock serves: pipelines arrive between two requests; rate 0 stops it', async () => {
+    // A pipeline about every 40 world seconds per project; 100,000 world seconds per wall second.
+    const w = new World({ seed: 4, now: T0, historyDays: 1, pipelinesPerDay: 2000 });
+    await withServer({ world: w, clockRate: 100_000 }, async (s) => {
+      const newest = async () => (await call(s, '/project/gh/acme/api/pipeline')).body.items[0].number as number;
+      const first = await newest();
+      let later = first;
+      // Each request takes some wall time, so the world moves; bounded, no sleeping.
+      for (let i = 0; i < 500 && later === first; i++) later = await newest();
+      expect(later).toBeGreaterThan(first);
+      const dates = s.counters.log.map((l) => l.at);
+      expect(dates).toEqual([...dates].sort((x, y) => x - y));
+      expect(dates[dates.length - 1]).toBeGreaterThan(T0.getTime());
+      s.setClockRate(0);
+      const stopped = w.now().getTime();
+      const again = await call(s, '/me');
+      await call(s, '/me');
+      expect(Date.parse(again.headers.get('date')!)).toBe(Math.floor(stopped / 1000) * 1000);
+      expect(w.now().getTime()).toBe(stopped);
+    });
+  });
+});
+
 describe('rate limit and faults', () => {
   test('a small per-token bucket answers 429 with an integer Retry-After, and rate-limit headers throughout', async () => {
     await withServer({ rateLimit: { perMinute: 5 } }, async (s) => {

@@ -67,6 +67,11 @@ const messageOf = (body: unknown): string => {
 export class CircleCIClient {
   /** HTTP attempts made, retries included. */
   requests = 0;
+  /**
+   * When CircleCI first answered, by its own clock (the Date header; this machine's clock if the
+   * header is missing): the start of the sync as CircleCI saw it, epoch ms.
+   */
+  firstAnswerAt?: number;
 
   /** Requests allowed in flight right now (lowered under rate limiting). */
   get concurrency(): number {
@@ -101,6 +106,7 @@ export class CircleCIClient {
       }, priority);
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
+      if (this.firstAnswerAt === undefined && result.kind !== 'html' && result.headers) this.firstAnswerAt = dateOf(result.headers) ?? Date.now();
       if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
       if (result.kind === 'failure' && result.reason === 'ENOTFOUND') {
         throw configError(`The host of base_url (${this.tokenHost}) does not exist (DNS lookup failed). Check base_url (${this.opts.baseUrl}).`, 'ENOTFOUND');
@@ -152,6 +158,11 @@ export class CircleCIClient {
     } while (pageToken !== undefined);
   }
 }
+
+const dateOf = (headers: { get(name: string): string | null }): number | undefined => {
+  const t = Date.parse(headers.get('date') ?? '');
+  return Number.isNaN(t) ? undefined : t;
+};
 
 /** Asking again will not help: the answer says base_url is not the API. */
 const notTheApi = (path: string, baseUrl: string, what: string) =>

@@ -3,18 +3,20 @@
  * Standalone mock CircleCI API v2:
  *
  *   node dist/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
- *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]
+ *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N]
  *
  * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
  * SIGINT/SIGTERM. --realtime moves the world's clock along with the wall clock (once a second), so
- * new pipelines keep arriving and running workflows finish; without it the clock stands still.
+ * new pipelines keep arriving and running workflows finish; --clock-rate N moves it N world
+ * seconds per wall second, a step before each answer (a long sync, compressed, while it runs);
+ * without either the clock stands still.
  */
 import { DEFAULT_TOKEN, startMockServer } from './server.js';
 import { World } from './world.js';
 
 function usage(problem: string): never {
   process.stderr.write(
-    `${problem}\nusage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime]\n`,
+    `${problem}\nusage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N]\n`,
   );
   process.exit(2);
 }
@@ -37,7 +39,7 @@ function parseArgs(argv: string[]): Map<string, string | true> {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'help']);
+const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'clock-rate', 'help']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 if (args.has('help')) usage('mock CircleCI API v2');
 
@@ -67,6 +69,7 @@ const server = await startMockServer({
   pageSize: num('page-size'),
   jobPageSize: num('job-page-size'),
   seed: num('seed', 1),
+  clockRate: num('clock-rate', 0),
 });
 
 let tick: NodeJS.Timeout | undefined;

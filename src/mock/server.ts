@@ -63,6 +63,12 @@ export interface MockOptions {
   acceptQueryToken?: boolean;
   /** counters.log keeps about this many of the latest requests; default 20000. */
   logLimit?: number;
+  /**
+   * A clock that runs while the mock serves: N world seconds per wall second, applied in a step
+   * before each request is answered, so pipelines arrive and workflows are rerun and finish
+   * between one request and the next. 0 (default): the clock moves only by world.advance().
+   */
+  clockRate?: number;
 }
 
 export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'other';
@@ -75,6 +81,8 @@ export interface RequestLogEntry {
   status: number;
   /** The request headers (lower-case names). */
   headers: Record<string, string | string[] | undefined>;
+  /** The world's clock when it was answered, epoch ms. */
+  at: number;
 }
 
 export interface RequestCounters {
@@ -94,6 +102,8 @@ export interface MockServer {
   counters: RequestCounters;
   resetCounters(): void;
   setFaults(f: FaultOptions | undefined): void;
+  /** Starts, changes or (with 0) stops the running clock; see MockOptions.clockRate. */
+  setClockRate(rate: number): void;
   close(): Promise<void>;
 }
 
@@ -203,13 +213,29 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   const secret = `mock-circleci-page-token:${seed}`;
   const buckets = new Map<string, Bucket>();
 
+  // ----- the running clock
+
+  let clockRate = Math.max(0, opts.clockRate ?? 0);
+  let clockWall = performance.now();
+  /** Plays the world forward by the wall time since the last step, times the rate. */
+  const stepClock = (): void => {
+    const wall = performance.now();
+    const ms = clockRate > 0 ? Math.floor((wall - clockWall) * clockRate) : 0;
+    if (clockRate === 0) clockWall = wall;
+    else if (ms > 0) {
+      world.advance(ms);
+      // Keep the fraction of a world millisecond for the next step.
+      clockWall += ms / clockRate;
+    }
+  };
+
   const counters: RequestCounters = { total: 0, byRoute: emptyRoutes(), byStatus: {}, log: [] };
   const count = (req: http.IncomingMessage, route: RouteName, status: number): void => {
     counters.total++;
     counters.byRoute[route]++;
     const key = status === 0 ? 'reset' : String(status);
     counters.byStatus[key] = (counters.byStatus[key] ?? 0) + 1;
-    counters.log.push({ method: req.method ?? '', path: req.url ?? '', status, headers: { ...req.headers } });
+    counters.log.push({ method: req.method ?? '', path: req.url ?? '', status, headers: { ...req.headers }, at: world.now().getTime() });
     if (counters.log.length > 2 * logLimit) counters.log.splice(0, counters.log.length - logLimit);
   };
 
@@ -389,6 +415,8 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     const send = (reply: Reply, extra: Record<string, string> = {}): void => {
       if (closing || res.destroyed) return;
       const headers: Record<string, string | number> = {
+        // CircleCI's clock is the world's: a client that reads Date sees the time the data is at.
+        Date: world.now().toUTCString(),
         'Content-Type': reply.contentType ?? 'application/json; charset=utf-8',
         'Content-Length': Buffer.byteLength(reply.body),
         ...extra,
@@ -408,6 +436,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     const wait = latencyMs + (f?.rateSlow && uSlow < f.rateSlow ? (f.slowMs ?? 1500) : 0);
     await delay(wait);
     if (closing) return;
+    stepClock();
 
     if (req.method !== 'GET') {
       send(message(405, MSG.method), { Allow: 'GET' });
@@ -505,6 +534,10 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     },
     setFaults(next: FaultOptions | undefined): void {
       faults = next;
+    },
+    setClockRate(rate: number): void {
+      stepClock();
+      clockRate = Math.max(0, rate);
     },
     close(): Promise<void> {
       closing = true;

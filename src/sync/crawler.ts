@@ -1,10 +1,12 @@
-import { CircleCIClient, HttpError, slugPath } from '../circleci/client.js';
+import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
+import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
-import { configError, type ConnectorError, asConnectorError } from '../errors.js';
+import { type ConnectorError, asConnectorError } from '../errors.js';
 import { STREAMS, childrenOf } from '../streams/index.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
+import { DAY_MS, StreamCursor, cursorValue, horizon, signpost, timeOf } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
-import type { ProjectCursor, ResumeMarker, StreamState, SyncState } from './state.js';
+import type { ProjectCursor, StreamState, SyncState } from './state.js';
 
 export type SyncMode = 'full_refresh' | 'incremental';
 export type StreamStatus = 'STARTED' | 'RUNNING' | 'COMPLETE' | 'INCOMPLETE';
@@ -33,46 +35,20 @@ export interface CrawlOptions {
   selection: Map<string, Selection>;
   state: SyncState;
   sink: SyncSink;
-  now?: Date;
-  /** Stops the crawl early (Singer --test, shutdown): no new requests, no checkpoint for unfinished projects. */
+  /** Stops the crawl early (Singer --test, shutdown): no new requests; unfinished projects keep a resume marker. */
   signal?: AbortSignal;
   /** Checkpoint an unfinished project after this many more synced pipelines (default 100). */
   checkpointEvery?: number;
 }
 
-class Stopped extends Error {}
-
-const DAY_MS = 86_400_000;
 const INF = Number.POSITIVE_INFINITY;
-
-/** Epoch ms of an API timestamp; a missing or odd one sorts as "now or later", so it is never dropped. */
-const timeOf = (v: unknown): number => {
-  const t = typeof v === 'string' ? Date.parse(v) : NaN;
-  return Number.isNaN(t) ? INF : t;
-};
 const iso = (t: number) => new Date(t).toISOString();
-const isoOrUndefined = (t: number | undefined) => (t !== undefined && Number.isFinite(t) ? iso(t) : undefined);
-const timeOrUndefined = (v: string | undefined) => (v === undefined ? undefined : Date.parse(v));
-const minOf = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
 
-/** One selected stream in one project: what to emit, how deep to scan, what was seen. */
+/** One selected stream in one project: its declaration, what to project onto, its cursor arithmetic. */
 interface Plan {
   stream: StreamDeclaration;
   schema: JsonSchema;
-  /** Emit records whose cursor is at or after this (incremental). */
-  threshold: number;
-  /** Pipelines created before this are not needed by this stream. */
-  floor: number;
-  /** Pipeline numbers an interrupted sync already completed for this stream. */
-  skip?: ResumeMarker;
-  /** The cursor the state held when this sync started. */
-  previous?: number;
-  maxCursor?: number;
-  /** A resumed sync: its pipelines in `skip` were not read again, so the cursor must not pass this. */
-  cap?: number;
-  /** The oldest record that may still change (inside the lookback window), and its pipeline. */
-  oldestOpen?: number;
-  oldestOpenPipeline?: number;
+  cursor: StreamCursor;
 }
 
 /**
@@ -125,7 +101,7 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
         await crawler.run();
         await save(slug, crawler.cursors(false));
       } catch (e) {
-        if (!(e instanceof Stopped)) failures.push(asConnectorError(e));
+        if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
         // What completed before a failure or a stop is kept, so the next sync resumes after it.
         if (crawler.resumable) await save(slug, crawler.cursors(true));
       }
@@ -154,7 +130,7 @@ class ProjectCrawl {
   private readonly scanFloor: number;
   private readonly maxTasks: number;
   private readonly start: number;
-  private readonly horizon: number;
+  private readonly lookback: number;
   private readonly every: number;
   private saving: Promise<void> = Promise.resolve();
 
@@ -165,29 +141,15 @@ class ProjectCrawl {
     private readonly saveCursors: (cursors: Map<string, ProjectCursor | undefined>) => Promise<void>,
   ) {
     const { config } = opts;
-    const lookback = config.lookbackDays * DAY_MS;
+    this.lookback = config.lookbackDays * DAY_MS;
     this.start = config.startDate.getTime();
-    this.horizon = (opts.now ?? new Date()).getTime() - lookback;
     this.every = opts.checkpointEvery ?? 100;
     for (const stream of STREAMS) {
       const sel = opts.selection.get(stream.name);
       if (!sel) continue;
-      const prev = opts.state[stream.name]?.[this.slug];
-      const field = stream.cursorField;
-      const previous = field ? timeOrUndefined(prev?.[field] as string | undefined) : undefined;
-      const incremental = sel.mode === 'incremental' && !!field;
-      const threshold = incremental ? Math.max(this.start, previous ?? this.start) : Number.NEGATIVE_INFINITY;
-      const rescanFrom = timeOrUndefined(prev?.rescan_from as string | undefined) ?? INF;
-      const floor = incremental ? Math.max(this.start, Math.min(threshold - lookback, rescanFrom)) : this.start;
-      const skip = prev?.resume;
-      this.plans.set(stream.name, {
-        stream, schema: sel.schema ?? stream.schema, threshold, floor, skip, previous,
-        // What the interrupted sync had already emitted still counts towards the next cursor.
-        maxCursor: timeOrUndefined(skip?.max),
-        cap: timeOrUndefined(skip?.cap ?? skip?.max),
-        oldestOpen: timeOrUndefined(skip?.open),
-        oldestOpenPipeline: timeOrUndefined(skip?.open_pipeline),
-      });
+      const settings = { field: stream.cursorField, incremental: sel.mode === 'incremental', startDate: this.start, lookbackMs: this.lookback };
+      const cursor = new StreamCursor(settings, opts.state[stream.name]?.[this.slug]);
+      this.plans.set(stream.name, { stream, schema: sel.schema ?? stream.schema, cursor });
     }
     this.scanFloor = this.subtreeFloor(STREAMS[0]);
     // Enough pipelines in flight to keep every request slot busy, few enough to keep memory flat.
@@ -195,28 +157,32 @@ class ProjectCrawl {
     this.progress = new Progress(() => this.onProgress());
   }
 
+  /** The sync's start as CircleCI's clock saw it (this machine's, before any answer). */
+  private syncStart(): number {
+    return this.opts.client.firstAnswerAt ?? Date.now();
+  }
+
   /** Whether a resume marker can be written: the synced run reaches the old marker, if any. */
   get resumable(): boolean {
     const { top, through } = this.progress;
     if (top === undefined || through === undefined) return false;
-    return [...this.plans.values()].every((p) => !p.skip || through <= p.skip.to);
+    return [...this.plans.values()].every((p) => p.cursor.canMark(through));
   }
 
   /** The oldest pipeline any selected stream at or below `stream` needs. */
   private subtreeFloor(stream: StreamDeclaration): number {
-    const own = this.plans.get(stream.name)?.floor ?? INF;
+    const own = this.plans.get(stream.name)?.cursor.floor ?? INF;
     return Math.min(own, ...childrenOf(stream.name).map((c) => this.subtreeFloor(c)));
   }
 
   /** Whether this stream still needs this pipeline (an interrupted sync may have done it). */
   private needs(plan: Plan | undefined, slot: PipelineSlot): boolean {
-    if (!plan) return false;
-    const n = slot.number;
-    return !(plan.skip && n !== undefined && n >= plan.skip.from && n <= plan.skip.to);
+    return !!plan && !plan.cursor.done(slot.number);
   }
 
   private subtreeNeeds(stream: StreamDeclaration, slot: PipelineSlot, time: number): boolean {
-    if (time >= (this.plans.get(stream.name)?.floor ?? INF) && this.needs(this.plans.get(stream.name), slot)) return true;
+    const plan = this.plans.get(stream.name);
+    if (plan && time >= plan.cursor.floor && this.needs(plan, slot)) return true;
     return childrenOf(stream.name).some((c) => this.subtreeNeeds(c, slot, time));
   }
 
@@ -230,8 +196,8 @@ class ProjectCrawl {
     // Let what is in flight end (children stop at their next page once a failure is set).
     while (this.tasks.size) await Promise.all([...this.tasks]);
     await this.saving;
-    if (this.opts.signal?.aborted) throw new Stopped();
-    if (this.failure) throw this.failure instanceof Stopped ? this.failure : await this.explainRootFailure(this.failure);
+    if (this.opts.signal?.aborted) throw new StoppedError();
+    if (this.failure) throw this.failure instanceof StoppedError ? this.failure : await this.explainRootFailure(this.failure);
     const emitted = [...this.emitted].map(([s, n]) => `${n} ${s}`).join(', ') || 'no records';
     await this.opts.sink.log(
       'INFO',
@@ -242,45 +208,15 @@ class ProjectCrawl {
   }
 
   /**
-   * The project's cursors. Final: past what was emitted, held at what may still change.
-   * Partial: the cursor this sync started from, plus a marker of the pipelines completed so far.
+   * The project's cursors. Final: past what was emitted, held at what may still change, never
+   * past the signpost. Partial: the cursor this sync started from, plus a resume marker.
    */
   cursors(partial: boolean): Map<string, ProjectCursor | undefined> {
+    const sign = signpost(this.syncStart());
+    const { top, through } = this.progress;
     const out = new Map<string, ProjectCursor | undefined>();
-    for (const plan of this.plans.values()) {
-      const field = plan.stream.cursorField;
-      const prev = this.opts.state[plan.stream.name]?.[this.slug];
-      if (partial) {
-        const { top, through } = this.progress;
-        const resume: ResumeMarker = {
-          from: Math.min(through!, plan.skip?.from ?? INF),
-          to: top!,
-          ...(field ? { max: isoOrUndefined(plan.maxCursor), open: isoOrUndefined(plan.oldestOpen), open_pipeline: isoOrUndefined(plan.oldestOpenPipeline), cap: isoOrUndefined(plan.skip ? plan.cap : plan.maxCursor) } : {}),
-        };
-        for (const k of Object.keys(resume) as (keyof ResumeMarker)[]) if (resume[k] === undefined) delete resume[k];
-        const kept: ProjectCursor = { ...prev };
-        delete kept.resume;
-        out.set(plan.stream.name, { ...kept, resume });
-        continue;
-      }
-      if (!field) {
-        out.set(plan.stream.name, undefined);
-        continue;
-      }
-      const prevT = plan.previous ?? Number.NEGATIVE_INFINITY;
-      // A resumed sync did not re-read the pipelines of its marker: what changed on them since the
-      // interrupted sync is newer than the cap, so the next sync reads it.
-      const cap = plan.skip ? plan.cap ?? prevT : INF;
-      const next = Math.max(prevT, Math.min(plan.maxCursor ?? prevT, plan.oldestOpen ?? INF, cap));
-      if (!Number.isFinite(next)) {
-        out.set(plan.stream.name, undefined);
-        continue;
-      }
-      const cursor: ProjectCursor = { [field]: iso(next) };
-      if (plan.oldestOpen !== undefined && plan.oldestOpenPipeline !== undefined && Number.isFinite(plan.oldestOpenPipeline)) {
-        cursor.rescan_from = iso(plan.oldestOpenPipeline);
-      }
-      out.set(plan.stream.name, cursor);
+    for (const { stream, cursor } of this.plans.values()) {
+      out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
     }
     return out;
   }
@@ -296,13 +232,14 @@ class ProjectCrawl {
   private async visitList(stream: StreamDeclaration, ctx: Context, slot?: PipelineSlot, pipelineTime?: number): Promise<void> {
     const isRoot = !stream.parent;
     try {
-      // The pipeline list goes first (priority 0) so work never runs dry; then older pipelines first.
+      // The pipeline list goes first (priority 0) so work never runs dry; then the children of the
+      // pipelines listed earliest, so the completed run (and with it the checkpoints) keeps up.
       for await (const items of this.opts.client.pages(stream.path(ctx), {}, slot?.seq ?? 0)) {
         this.pages++;
-        if (this.opts.signal?.aborted) throw new Stopped();
+        if (this.opts.signal?.aborted) throw new StoppedError();
         if (this.failure && !isRoot) return;
         for (const raw of items) {
-          if (this.opts.signal?.aborted) throw new Stopped();
+          if (this.opts.signal?.aborted) throw new StoppedError();
           if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) continue;
           const item = stream.decorate ? stream.decorate(raw as Json, ctx) : (raw as Json);
           if (isRoot) {
@@ -322,7 +259,7 @@ class ProjectCrawl {
         if (isRoot) await this.backpressure();
       }
     } catch (e) {
-      if (e instanceof Stopped) throw e;
+      if (e instanceof StoppedError) throw e;
       // Retention: an old pipeline can still be listed while its children are gone.
       if (!isRoot && e instanceof HttpError && e.status === 404) {
         this.expired++;
@@ -344,14 +281,9 @@ class ProjectCrawl {
 
   private async maybeEmit(plan: Plan, item: Json, pipelineTime: number): Promise<void> {
     const field = plan.stream.cursorField;
-    // A pipeline without updated_at counts from its created_at.
-    const value = field ? (Number.isFinite(timeOf(item[field])) ? timeOf(item[field]) : timeOf(item.created_at)) : 0;
-    if (value < plan.threshold) return;
-    if (Number.isFinite(value)) plan.maxCursor = Math.max(plan.maxCursor ?? value, value);
-    if (plan.stream.mayChange?.(item) && value >= this.horizon) {
-      plan.oldestOpen = minOf(plan.oldestOpen, value);
-      plan.oldestOpenPipeline = minOf(plan.oldestOpenPipeline, pipelineTime);
-    }
+    const value = field ? cursorValue(item, field) : 0;
+    const mayChange = plan.stream.mayChange?.(item) ?? false;
+    if (!plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback))) return;
     this.emitted.set(plan.stream.name, (this.emitted.get(plan.stream.name) ?? 0) + 1);
     await this.emitRecord(plan.stream.name, project(plan.schema, item) as Json);
   }
@@ -384,33 +316,5 @@ class ProjectCrawl {
     if (this.pages > 0) return e; // a later page: a stale page token, not a missing project
     if (e.status === 401 || !(await tokenAccepted(this.opts.client))) return tokenRejected();
     return projectNotFound(this.slug);
-  }
-}
-
-export const tokenRejected = () =>
-  configError('CircleCI rejected the token (401 on GET /me). Create a personal API token in CircleCI (User Settings → Personal API Tokens) and put it in "token"; project tokens do not work with API v2.');
-
-export const projectNotFound = (slug: string) =>
-  configError(`Project "${slug}" was not found, or this token cannot access it (404 on GET /project/${slug}). Check the slug in "project_slugs" (copy it from the project settings in CircleCI) and that the token's user follows the project.`);
-
-/** GET /me: false when the token is rejected. */
-export async function tokenAccepted(client: CircleCIClient): Promise<boolean> {
-  try {
-    await client.get('/me');
-    return true;
-  } catch (e) {
-    if (e instanceof HttpError && (e.status === 401 || e.status === 403)) return false;
-    throw e;
-  }
-}
-
-/** GET /project/{slug}: the check command's probe. */
-export async function projectExists(client: CircleCIClient, slug: string): Promise<boolean> {
-  try {
-    await client.get(`/project/${slugPath(slug)}`);
-    return true;
-  } catch (e) {
-    if (e instanceof HttpError && (e.status === 404 || e.status === 403)) return false;
-    throw e;
   }
 }

@@ -2,7 +2,8 @@ import { CircleCIClient, type RetryEvent } from '../circleci/client.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { configError } from '../errors.js';
-import { crawl, projectExists, tokenAccepted, tokenRejected, type Selection, type SyncSink } from './crawler.js';
+import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
+import { crawl, type Selection, type SyncSink } from './crawler.js';
 import type { SyncState } from './state.js';
 
 /** What both faces share: building the client, checking a connection, running a sync. */

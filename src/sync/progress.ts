@@ -5,7 +5,7 @@
  */
 export interface PipelineSlot {
   number?: number;
-  /** Order of listing across all projects: the requests of older slots go first. */
+  /** Order of listing across all projects: the requests of slots listed earlier go first. */
   seq: number;
   /** Child lists still being fetched. */
   pending: number;
