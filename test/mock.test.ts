@@ -532,7 +532,7 @@ describe('the clock as the API shows it', () => {
       const dates = s.counters.log.map((l) => l.at);
       expect(dates).toEqual([...dates].sort((x, y) => x - y));
       expect(dates[dates.length - 1]).toBeGreaterThan(T0.getTime());
-      s.setClockRate(0);
+      s.setClock(0);
       const stopped = w.now().getTime();
       const again = await call(s, '/me');
       await call(s, '/me');

@@ -69,6 +69,11 @@ export interface MockOptions {
    * between one request and the next. 0 (default): the clock moves only by world.advance().
    */
   clockRate?: number;
+  /**
+   * The same, counted in requests instead of wall time: the clock moves this many world ms before
+   * each request is answered, so a sync spans the same world time on a fast or a loaded machine.
+   */
+  clockStepMs?: number;
 }
 
 export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'other';
@@ -102,8 +107,8 @@ export interface MockServer {
   counters: RequestCounters;
   resetCounters(): void;
   setFaults(f: FaultOptions | undefined): void;
-  /** Starts, changes or (with 0) stops the running clock; see MockOptions.clockRate. */
-  setClockRate(rate: number): void;
+  /** Starts, changes or (with 0, 0) stops the running clock; see MockOptions.clockRate and clockStepMs. */
+  setClock(rate: number, stepMs?: number): void;
   close(): Promise<void>;
 }
 
@@ -216,6 +221,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   // ----- the running clock
 
   let clockRate = Math.max(0, opts.clockRate ?? 0);
+  let clockStepMs = Math.max(0, opts.clockStepMs ?? 0);
   let clockWall = performance.now();
   /** Plays the world forward by the wall time since the last step, times the rate. */
   const stepClock = (): void => {
@@ -227,6 +233,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       // Keep the fraction of a world millisecond for the next step.
       clockWall += ms / clockRate;
     }
+    if (clockStepMs > 0) world.advance(clockStepMs);
   };
 
   const counters: RequestCounters = { total: 0, byRoute: emptyRoutes(), byStatus: {}, log: [] };
@@ -535,9 +542,10 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     setFaults(next: FaultOptions | undefined): void {
       faults = next;
     },
-    setClockRate(rate: number): void {
+    setClock(rate: number, stepMs = 0): void {
       stepClock();
       clockRate = Math.max(0, rate);
+      clockStepMs = Math.max(0, stepMs);
     },
     close(): Promise<void> {
       closing = true;
