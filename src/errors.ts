@@ -1,6 +1,6 @@
 import { redact } from './redact.js';
 
-/** The error taxonomy of DESIGN.md: every failure a user can cause or suffer is one of these. */
+/** Every failure a user can cause or suffer is one of these (Airbyte's failure_type, which says whose fault it is). */
 export type FailureType = 'config_error' | 'transient_error' | 'system_error';
 
 export class ConnectorError extends Error {

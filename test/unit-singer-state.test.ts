@@ -1,7 +1,7 @@
-/** Singer state ⇄ engine state, and tap-circle-ci's state migration (src/sync/singer-state.ts, src/sync/migrate.ts). */
+/** Singer state ⇄ engine state, and tap-circle-ci's state migration (src/protocol/singer-state.ts, src/protocol/tap-circle-ci-state.ts). */
+import { fromSingerBookmark, parseSingerState, toSingerBookmark } from '../src/protocol/singer-state.js';
+import { migrateTapCircleCiState } from '../src/protocol/tap-circle-ci-state.js';
 import { streamByName } from '../src/streams/index.js';
-import { migrateTapCircleCiState } from '../src/sync/migrate.js';
-import { fromSingerBookmark, parseSingerState, toSingerBookmark } from '../src/sync/singer-state.js';
 import type { StreamState } from '../src/sync/state.js';
 
 const pipelines = streamByName('pipelines')!;

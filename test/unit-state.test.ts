@@ -1,4 +1,4 @@
-import { parseAirbyteState } from '../src/sync/state.js';
+import { parseAirbyteState } from '../src/protocol/airbyte-state.js';
 
 const msg = (name: string, stream_state: unknown) => ({ type: 'STREAM', stream: { stream_descriptor: { name }, stream_state } });
 

@@ -1,6 +1,6 @@
 /**
  * The one retry policy: which outcomes are retried, how long to wait, when to give up.
- * Data, not scattered ifs (DESIGN.md).
+ * Data, not scattered ifs, so it is read in one place and tests can pass their own.
  */
 export interface RetryPolicy {
   /** Attempts per request, the first included. */

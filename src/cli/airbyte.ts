@@ -5,12 +5,12 @@ import { closeAgents } from '../circleci/http.js';
 import { parseConfig, readJsonFile, spec, type Config } from '../config.js';
 import { ConnectorError, asConnectorError, configError } from '../errors.js';
 import { AirbyteSink, airbyteStream, connectionStatus, logMessage, traceError } from '../protocol/airbyte.js';
+import { parseConfiguredCatalog } from '../protocol/airbyte-catalog.js';
+import { parseAirbyteState } from '../protocol/airbyte-state.js';
 import { Output } from '../protocol/output.js';
 import { registerSecret } from '../redact.js';
 import { STREAMS } from '../streams/index.js';
-import { parseConfiguredCatalog } from '../sync/catalog.js';
 import { checkConnection, runSync } from '../sync/engine.js';
-import { parseAirbyteState } from '../sync/state.js';
 
 /** The Airbyte face: spec, check, discover, read. Everything on stdout is an AirbyteMessage. */
 

@@ -4,11 +4,11 @@ import { parseConfig, readJsonFile, spec } from '../config.js';
 import { asConnectorError, configError } from '../errors.js';
 import { Output } from '../protocol/output.js';
 import { SingerSink, TAP_NAME, logLine, schemaMessage } from '../protocol/singer.js';
+import { parseSingerCatalog, selectAll, singerCatalog } from '../protocol/singer-catalog.js';
+import { parseSingerState } from '../protocol/singer-state.js';
 import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { runSync } from '../sync/engine.js';
-import { parseSingerCatalog, selectAll, singerCatalog } from '../sync/singer-catalog.js';
-import { parseSingerState } from '../sync/singer-state.js';
 
 /**
  * The Singer face (`tap-circleci`, for Meltano): --discover, a sync with --catalog/--properties

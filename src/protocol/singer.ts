@@ -1,9 +1,9 @@
 import { streamByName } from '../streams/index.js';
 import type { LogLevel, StreamStatus, SyncSink } from '../sync/crawler.js';
-import type { SingerStream } from '../sync/singer-catalog.js';
-import { toSingerBookmark, type Bookmarks } from '../sync/singer-state.js';
 import type { StreamState } from '../sync/state.js';
 import type { Output } from './output.js';
+import type { SingerStream } from './singer-catalog.js';
+import { toSingerBookmark, type Bookmarks } from './singer-state.js';
 
 /** Singer messages (SCHEMA, RECORD, STATE) and the sink that writes them; logs go to stderr. */
 

@@ -1,7 +1,7 @@
 import { configError } from '../errors.js';
 import { STREAMS, streamByName } from '../streams/index.js';
 import type { JsonSchema, StreamDeclaration } from '../streams/stream.js';
-import type { Selection, SyncMode } from './crawler.js';
+import type { Selection, SyncMode } from '../sync/crawler.js';
 
 /**
  * The Singer catalog: what `--discover` prints, and how a `--catalog`/`--properties` file becomes

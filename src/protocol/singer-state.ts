@@ -1,8 +1,8 @@
 import { configError } from '../errors.js';
 import { streamByName } from '../streams/index.js';
 import type { StreamDeclaration } from '../streams/stream.js';
-import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migrateWorkflows } from './migrate.js';
-import { parseStreamState, type StreamState, type SyncState } from './state.js';
+import { parseStreamState, type StreamState, type SyncState } from '../sync/state.js';
+import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migrateWorkflows } from './tap-circle-ci-state.js';
 
 /**
  * Singer STATE ⇄ the engine's state. The engine keeps, per stream, one cursor object per project

@@ -1,6 +1,6 @@
 import { configError } from '../errors.js';
 import { STREAMS, streamByName } from '../streams/index.js';
-import type { Selection, SyncMode } from './crawler.js';
+import type { Selection, SyncMode } from '../sync/crawler.js';
 
 const FIX = 'Run `discover` and build the catalog from its streams.';
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

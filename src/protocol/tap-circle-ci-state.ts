@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { parseStreamState, type StreamState, type SyncState } from './state.js';
+import { parseStreamState, type StreamState, type SyncState } from '../sync/state.js';
 
 /**
  * singer-io/tap-circle-ci's STATE, converted so its users switch without a full re-sync:
