@@ -187,6 +187,54 @@ describe('read', () => {
     }
   });
 
+  test('right after a full read, an incremental one pages back only to the floor: the list pages down to it and one workflow list per pipeline above it', async () => {
+    const now = new Date('2026-06-15T12:00:00Z');
+    // Seed 3 has a workflow still waiting from 18 hours ago: it holds the workflows cursor back.
+    const w = new World({ seed: 3, now, historyDays: 40, pipelinesPerDay: 6 });
+    const m = await startMockServer({ world: w, token: TEST_TOKEN });
+    try {
+      const start = new Date(now.getTime() - 30 * DAY);
+      const config = configFor({ project_slugs: w.projectSlugs(), base_url: m.baseUrl, start_date: start.toISOString() });
+      const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental' });
+      const first = await read(catalog, undefined, config);
+      const fullRequests = m.counters.total;
+      m.resetCounters();
+      const again = await read(catalog, lastStates(first.messages), config);
+      expect(again.code).toBe(0);
+
+      // The expected cost, from the ground truth and the rules: cursors stop at the signpost (the
+      // mock's Date minus 5 minutes); an unfinished workflow inside the 7-day lookback holds the
+      // workflows cursor, and the floor is the older of (latest emitted − 7 days, its pipeline).
+      const truth = w.groundTruth(start);
+      const sign = now.getTime() - 5 * 60_000;
+      const horizonT = now.getTime() - 7 * DAY;
+      let expected = 0;
+      for (const slug of w.projectSlugs()) {
+        const pipelines = truth.pipelines.filter((p) => p.project_slug === slug);
+        const created = new Map(pipelines.map((p) => [p.id, Date.parse(String(p.created_at))]));
+        const workflows = truth.workflows.filter((x) => created.has(String(x.pipeline_id)));
+        const latestPipeline = Math.min(sign, Math.max(...pipelines.map((p) => Date.parse(String(p.updated_at)))));
+        const latestWorkflow = Math.min(sign, Math.max(...workflows.map((x) => Date.parse(String(x.created_at)))));
+        const open = workflows.filter((x) => ['running', 'failing', 'on_hold'].includes(String(x.status)) && Date.parse(String(x.created_at)) >= horizonT);
+        const heldPipeline = Math.min(...open.map((x) => created.get(String(x.pipeline_id))!));
+        const floor = Math.max(start.getTime(), Math.min(latestPipeline - 7 * DAY, latestWorkflow - 7 * DAY, heldPipeline));
+        const above = pipelines.filter((p) => Date.parse(String(p.created_at)) >= floor).length;
+        const all = w.listPipelines(slug).length;
+        // The scan ends on the first pipeline below the floor: it sits on page floor(above / 20) + 1.
+        const listPages = above < all ? Math.floor(above / 20) + 1 : Math.max(1, Math.ceil(all / 20));
+        expected += listPages + above;
+      }
+      expect({ requests: m.counters.total, routes: m.counters.byRoute }).toEqual({
+        requests: expected,
+        routes: expect.objectContaining({ me: 0, project: 0, jobs: 0 }),
+      });
+      // About the seven days of lookback out of thirty: well under a third of the full read.
+      expect(m.counters.total / fullRequests).toBeLessThan(0.3);
+    } finally {
+      await m.close();
+    }
+  });
+
   test('a state with cursors far in the future yields no records and still one STATE per stream', async () => {
     const future = '2999-01-01T00:00:00.000Z';
     const state = ['pipelines', 'workflows'].map((name) => ({

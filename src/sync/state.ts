@@ -12,15 +12,17 @@ export interface ResumeMarker {
   max?: string;
   open?: string;
   open_pipeline?: string;
-  /** What the first interrupted sync had reached: a resumed sync's cursor goes no further. */
+  /** How far the interrupted sync could vouch for (its signpost): a resumed sync's cursor goes no further. */
   cap?: string;
 }
 
 /**
  * A project's position in one stream: `{"updated_at": "..."}` for pipelines,
- * `{"created_at": "...", "rescan_from": "..."}` for workflows (rescan_from: the oldest pipeline
- * whose workflows may still change), plus `resume` while a sync of the project is unfinished.
- * Jobs (full refresh) keep only `resume`.
+ * `{"created_at": "...", "rescan_from": "...", "latest": "..."}` for workflows (rescan_from: the
+ * oldest pipeline whose workflows may still change; latest: the newest value emitted, kept only
+ * while an unfinished workflow holds created_at back, so the scan floor counts the lookback from
+ * it), plus `resume` while a sync of the project is unfinished. Jobs (full refresh) keep only
+ * `resume`. The rules are in cursors.ts.
  */
 export type ProjectCursor = { [key: string]: string | ResumeMarker | undefined; resume?: ResumeMarker };
 /** A stream's state: one cursor per project slug. O(projects), never O(pipelines). */
