@@ -1,7 +1,7 @@
 /**
  * One global limit on requests in flight, shared by every project and every level of the tree.
  * Waiting requests go in priority order (lowest first, then first come): the crawler gives the
- * requests of older pipelines precedence, so pipelines finish in the order they were listed and
+ * requests of the pipelines listed earliest precedence, so pipelines finish in the order they were listed and
  * checkpoints keep up. The rate governor moves the limit (down on 429, back up on success).
  */
 interface Waiter {
