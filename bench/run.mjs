@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: the connector's performance against the bundled mock CircleCI API.
  *
- *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory[,...]] [--quick]
+ *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory|history[,...]] [--quick]
  *                    [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]
  *
  * The mock (dist/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
@@ -16,6 +16,10 @@
  *  ratelimit   the mock's token bucket at 600 requests a minute: >= 90% of that rate, < 5% 429s.
  *  throughput  no latency: >= 20,000 records a second.
  *  memory      the same read over 30 and 300 days of history: peak RSS < 200 MB, growth < 50%.
+ *  history     (issue #10) 3 projects x 90 days x 20 pipelines a day, all three streams incremental:
+ *              a full sync, a no-change sync and one a day later; requests, records, the time at
+ *              1,000 requests a minute, and a full sync scaled to a year. No-change <= 10% of full;
+ *              a day later <= 2 x that day's pipelines + the no-change cost.
  *  ceiling     (only when named) a bare client (bench/http-client.mjs) against the mock and against
  *              a server that answers one fixed page: the requests a second this machine allows.
  *
@@ -50,7 +54,7 @@ const option = (name, fallback) => {
   if (i < 0) return fallback;
   return argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1];
 };
-const ALL = ['latency', 'ratelimit', 'throughput', 'memory'];
+const ALL = ['latency', 'ratelimit', 'throughput', 'memory', 'history'];
 /** Not part of "all": a diagnostic of what this machine allows at all. */
 const EXTRA = ['ceiling'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
@@ -66,7 +70,7 @@ if (flag('help')) usage('');
 
 function usage(problem) {
   if (problem) console.error(problem);
-  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|ceiling[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|history|ceiling[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
   process.exit(problem ? 2 : 0);
 }
 
@@ -522,6 +526,88 @@ async function memoryScenario() {
   results.memory = { perDay, runs, growth };
 }
 
+// ------------------------------------------------------------------------------------------
+// History scale: what a sync costs once the state says what was read before
+
+/** One incremental read of all three streams from `state`: its requests, records and final state. */
+async function incrementalRead(mock, data, state) {
+  const n = ++runNo;
+  const files = { config: join(tmp, `hconfig-${n}.json`), catalog: join(ROOT, 'integration_tests/incremental_catalog.json'), state: join(tmp, `hstate-${n}.json`) };
+  writeFileSync(files.config, JSON.stringify({ token: TOKEN, project_slugs: data.slugs, start_date: data.startDate, base_url: mock.baseUrl }));
+  const args = [CLI, 'read', '--config', files.config, '--catalog', files.catalog];
+  if (state) {
+    writeFileSync(files.state, JSON.stringify(state));
+    args.push('--state', files.state);
+  }
+  mock.resetCounters();
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const records = { pipelines: 0, workflows: 0, jobs: 0 };
+  const states = new Map((state ?? []).map((s) => [s.stream.stream_descriptor.name, s]));
+  const errors = [];
+  let buffer = '';
+  const onLine = (line) => {
+    if (!line) return;
+    const m = JSON.parse(line);
+    if (m.type === 'RECORD') records[m.record.stream]++;
+    else if (m.type === 'STATE') states.set(m.state.stream.stream_descriptor.name, m.state);
+    else if (m.type === 'TRACE' && m.trace.type === 'ERROR') errors.push(m.trace.error.message);
+  };
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    buffer += chunk;
+    const lines = buffer.split('\n');
+    buffer = lines.pop();
+    lines.forEach(onLine);
+  });
+  child.stderr.resume();
+  const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? signal)));
+  onLine(buffer);
+  if (code !== 0 || errors.length) failures.push(`history read ${n}: exit ${code} ${errors.join(' | ')}`);
+  const total = records.pipelines + records.workflows + records.jobs;
+  return { requests: mock.counters.total, records, total, wall: (performance.now() - t0) / 1000, state: [...states.values()] };
+}
+
+async function historyScenario() {
+  const d = QUICK ? { days: 30, perDay: 10 } : { days: 90, perDay: 20 };
+  const lookbackDays = 7;
+  console.log(`\n## 5. History scale: full, no-change and next-day incremental syncs of all three streams (lookback ${lookbackDays} days)\n`);
+  const data = dataset(d);
+  console.log(`Dataset: ${data.label}; the catalog is integration_tests/incremental_catalog.json (jobs incremental by _workflow_created_at).`);
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
+  let full, quiet, nextDay, dayPipelines;
+  try {
+    full = await incrementalRead(mock, data, undefined);
+    quiet = await incrementalRead(mock, data, full.state);
+    const before = data.slugs.reduce((n, s) => n + data.world.listPipelines(s).length, 0);
+    data.world.advance(DAY);
+    dayPipelines = data.slugs.reduce((n, s) => n + data.world.listPipelines(s).length, 0) - before;
+    nextDay = await incrementalRead(mock, data, quiet.state);
+  } finally {
+    await mock.close();
+  }
+  const minutes = (requests) => requests / 1000;
+  const hm = (min) => (min >= 60 ? `${Math.floor(min / 60)} h ${Math.round(min % 60)} min` : `${min.toFixed(1)} min`);
+  // A year at the same density: a full sync costs per pipeline what it cost here; the other two
+  // depend on the lookback and a day's activity, not on the history's length.
+  const perPipeline = full.requests / data.expected.pipelines;
+  const yearPipelines = data.slugs.length * 365 * d.perDay;
+  const rows = [
+    ['full (no state)', f0(full.requests), f0(full.total), `${f0(full.records.pipelines)} / ${f0(full.records.workflows)} / ${f0(full.records.jobs)}`, hm(minutes(full.requests)), f1(full.wall)],
+    ['no change since', f0(quiet.requests), f0(quiet.total), `${f0(quiet.records.pipelines)} / ${f0(quiet.records.workflows)} / ${f0(quiet.records.jobs)}`, hm(minutes(quiet.requests)), f1(quiet.wall)],
+    [`a day later (${dayPipelines} new pipelines)`, f0(nextDay.requests), f0(nextDay.total), `${f0(nextDay.records.pipelines)} / ${f0(nextDay.records.workflows)} / ${f0(nextDay.records.jobs)}`, hm(minutes(nextDay.requests)), f1(nextDay.wall)],
+    [`full, scaled to a year (${f0(yearPipelines)} pipelines)`, f0(perPipeline * yearPipelines), '–', '–', hm(minutes(perPipeline * yearPipelines)), '–'],
+  ];
+  table(['sync', 'requests', 'records', 'pipelines / workflows / jobs', 'at 1,000 requests/min', 'wall s here'], rows);
+  console.log('');
+  console.log(`1,000 requests a minute is about CircleCI's rate limit for one token. A full sync costs ${f1(perPipeline)} requests a pipeline (its list page share, its workflow list, its workflows' job lists);` +
+    ` an incremental one reads the pipeline list back ${lookbackDays} days, the workflow lists of those pipelines, and job lists only for the workflows it emits (new, or still unfinished).`);
+  const quietShare = quiet.requests / full.requests;
+  const dayBudget = 2 * dayPipelines + quiet.requests;
+  target(`history: no-change incremental sync, ${d.days}-day history`, `${pct(quietShare)} of a full sync`, '≤ 10%', quietShare <= 0.1);
+  target('history: sync after a day of activity', `${f0(nextDay.requests)} requests`, `≤ 2 × ${dayPipelines} + ${f0(quiet.requests)} = ${f0(dayBudget)}`, nextDay.requests <= dayBudget);
+  results.history = { dataset: { ...d, ...data.expected }, full: { ...full, state: undefined }, quiet: { ...quiet, state: undefined }, nextDay: { ...nextDay, state: undefined }, dayPipelines, perPipeline };
+}
+
 /** Requests a second of a bare client process against `base`, and the CPU both sides used. */
 async function bareClient(mode, concurrency, base, paths) {
   const file = join(tmp, `paths-${++runNo}.json`);
@@ -589,6 +675,7 @@ try {
   if (chosen.includes('ratelimit')) await rateLimitScenario();
   if (chosen.includes('throughput')) await throughputScenario();
   if (chosen.includes('memory')) await memoryScenario();
+  if (chosen.includes('history')) await historyScenario();
   if (chosen.includes('ceiling')) await ceilingScenario();
 } finally {
   rmSync(tmp, { recursive: true, force: true });

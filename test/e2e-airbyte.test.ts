@@ -97,7 +97,7 @@ describe('spec, check, discover', () => {
     expect(streams).toEqual([
       { name: 'pipelines', modes: ['full_refresh', 'incremental'], cursor: ['updated_at'], key: [['id']] },
       { name: 'workflows', modes: ['full_refresh', 'incremental'], cursor: ['created_at'], key: [['id']] },
-      { name: 'jobs', modes: ['full_refresh'], cursor: undefined, key: [['id'], ['_workflow_id']] },
+      { name: 'jobs', modes: ['full_refresh', 'incremental'], cursor: ['_workflow_created_at'], key: [['id'], ['_workflow_id']] },
     ]);
     for (const s of r.messages[0].catalog.streams) {
       expect(s.json_schema).toEqual(JSON.parse(readFileSync(`${ROOT}/schemas/${s.name}.json`, 'utf8')));
@@ -270,10 +270,12 @@ describe('read', () => {
     expect(errors[0].trace.error.message).toMatch(/rejected the token/);
   });
 
-  test('a catalog naming an unknown stream or asking incremental jobs is a config_error', async () => {
+  test('a catalog naming an unknown stream or a cursor that is not the stream\'s is a config_error', async () => {
+    const jobsByTheirOwnTime = configuredCatalog({ jobs: 'incremental' });
+    (jobsByTheirOwnTime.streams[0] as Record<string, unknown>).cursor_field = ['started_at'];
     for (const catalog of [
       { streams: [{ stream: { name: '__AIRBYTE__stream_that_does_not_exist', json_schema: {}, supported_sync_modes: ['full_refresh'] }, sync_mode: 'INVALID', destination_sync_mode: 'overwrite' }] },
-      configuredCatalog({ jobs: 'incremental' }),
+      jobsByTheirOwnTime,
     ]) {
       const r = await read(catalog);
       expect(r.code).not.toBe(0);

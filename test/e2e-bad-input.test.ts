@@ -173,7 +173,7 @@ describe('a bad catalog or state: read', () => {
     ['a catalog that is not JSON', { catalog: '{"streams": [' }, /catalog file .*catalog\.json is not valid JSON.*Fix its syntax/],
     ['a catalog without streams', { catalog: { stream: 'pipelines' } }, /catalog must be a JSON object with a "streams" array.*Run `discover`/],
     ['a catalog naming an unknown stream', { catalog: configuredCatalog({ pipelines: 'incremental', builds: 'full_refresh' } as never) }, /unknown stream "builds".*pipelines, workflows, jobs.*Run `discover`/],
-    ['a catalog asking for incremental jobs', { catalog: configuredCatalog({ jobs: 'incremental' }) }, /"jobs" does not support sync_mode "incremental"; use full_refresh/],
+    ['a catalog asking jobs for another cursor', { catalog: { streams: [{ stream: { name: 'jobs' }, sync_mode: 'incremental', cursor_field: ['stopped_at'] }] } }, /"jobs" has a source-defined cursor "_workflow_created_at".*Set cursor_field to \["_workflow_created_at"\]/],
     ['a catalog with an unknown sync mode', { catalog: { streams: [{ stream: { name: 'pipelines' }, sync_mode: 'append' }] } }, /"pipelines" does not support sync_mode "append"/],
     ['a catalog selecting nothing', { catalog: { streams: [] } }, /selects no streams.*Run `discover`/],
     ['a catalog with the wrong cursor', { catalog: { streams: [{ stream: { name: 'pipelines' }, sync_mode: 'incremental', cursor_field: ['created_at'] }] } }, /cursor "updated_at".*Set cursor_field to \["updated_at"\]/],

@@ -15,7 +15,7 @@ import { invalidMessages } from './validate.js';
 
 const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 const DAY = 86_400_000;
-const STREAMS = ['pipelines', 'workflows'] as const;
+type StreamName = 'pipelines' | 'workflows' | 'jobs';
 /**
  * Five world minutes before each answer: a sync of a few hundred requests spans more than a day,
  * the same on a fast or a loaded machine (the mock counts requests, not wall time).
@@ -24,50 +24,60 @@ const CLOCK_STEP_MS = 5 * 60_000;
 
 interface Face {
   name: string;
-  /** Runs one sync with the state the previous one left; returns its records and the next state. */
-  sync(config: unknown, state: unknown): Promise<{ records: Record<string, Message[]>; state: unknown }>;
+  /** Runs one incremental sync of `streams` from the state the previous one left; its records and the next state. */
+  sync(config: unknown, state: unknown, streams: StreamName[]): Promise<{ records: Record<string, Message[]>; state: unknown }>;
 }
 
 const airbyte: Face = {
   name: 'Airbyte (source-circleci read)',
-  async sync(config, state) {
-    const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental' });
+  async sync(config, state, streams) {
+    const catalog = configuredCatalog(Object.fromEntries(streams.map((s) => [s, 'incremental'])));
     const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
     const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])]);
     expect(r.code).toBe(0);
     expect(invalidMessages(r.messages)).toEqual([]);
     return {
-      records: Object.fromEntries(STREAMS.map((s) => [s, recordsOf(r.messages, s)])),
+      records: Object.fromEntries(streams.map((s) => [s, recordsOf(r.messages, s)])),
       state: lastStates(r.messages, (state as Message[] | undefined) ?? []),
     };
   },
 };
 
-let singerCatalog: unknown;
+let discovered: Message;
 const singer: Face = {
   name: 'Singer (tap-circleci)',
-  async sync(config, state) {
-    const files = tempFiles({ config, catalog: singerCatalog as object, ...(state ? { state } : {}) });
+  async sync(config, state, streams) {
+    const catalog = structuredClone(discovered);
+    for (const entry of catalog.streams) {
+      const root = entry.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata;
+      root.selected = streams.includes(entry.tap_stream_id);
+    }
+    const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
     const r = await runCli(SINGER_CLI, ['--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])]);
     expect(r.code).toBe(0);
     const states = r.messages.filter((m) => m.type === 'STATE');
     return {
-      records: Object.fromEntries(STREAMS.map((s) => [s, r.messages.filter((m) => m.type === 'RECORD' && m.stream === s).map((m) => m.record)])),
+      records: Object.fromEntries(streams.map((s) => [s, r.messages.filter((m) => m.type === 'RECORD' && m.stream === s).map((m) => m.record)])),
       state: states.length ? states[states.length - 1].value : state,
     };
   },
 };
 
 beforeAll(async () => {
-  // The discovered catalog with jobs deselected: these syncs are about the two incremental streams.
   const r = await runCli(SINGER_CLI, ['--discover', '--config', tempFiles({ c: { token: TEST_TOKEN, project_slugs: ['gh/acme/api'] } }).c]);
-  const catalog = r.messages[0];
-  for (const entry of catalog.streams) {
-    const root = entry.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata;
-    root.selected = entry.tap_stream_id !== 'jobs';
-  }
-  singerCatalog = catalog;
+  discovered = r.messages[0];
 });
+
+/** The union, by key with the last write winning, equals the ground truth, field for field. */
+function expectUnionEqualsTruth(union: Record<string, Map<string, Message>>, truth: Record<string, unknown[]>, streams: StreamName[]) {
+  for (const s of streams) {
+    const expected = byKey(s, truth[s] as Message[]);
+    const missing = [...expected.keys()].filter((k) => !union[s].has(k));
+    expect({ s, missing }).toEqual({ s, missing: [] });
+    expect(union[s].size).toBe(expected.size);
+    for (const [k, v] of expected) expect({ s, k, record: union[s].get(k) }).toEqual({ s, k, record: v });
+  }
+}
 
 describe.each([airbyte, singer])('$name under a clock that runs during the sync', (face) => {
   let world: World;
@@ -81,15 +91,16 @@ describe.each([airbyte, singer])('$name under a clock that runs during the sync'
     mock = await startMockServer({ world, token: TEST_TOKEN, clockStepMs: CLOCK_STEP_MS });
     const startDate = new Date(world.now().getTime() - 8 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
-    const union = { pipelines: new Map<string, Message>(), workflows: new Map<string, Message>() };
+    const streams: StreamName[] = ['pipelines', 'workflows'];
+    const union: Record<string, Map<string, Message>> = { pipelines: new Map(), workflows: new Map() };
     /** Per sync: when (world clock) it read each pipeline's workflow list, and when it ended. */
     const visits: { workflowListAt: Map<string, number>; end: number; start: number }[] = [];
     let state: unknown;
     for (let round = 0; round < 5; round++) {
       if (round === 4) mock.setClock(0);
       mock.resetCounters();
-      const r = await face.sync(config, state);
-      for (const s of STREAMS) byKey(s, r.records[s], union[s]);
+      const r = await face.sync(config, state, streams);
+      for (const s of streams) byKey(s, r.records[s], union[s]);
       state = r.state;
       const log = mock.counters.log;
       const workflowListAt = new Map<string, number>();
@@ -113,13 +124,34 @@ describe.each([airbyte, singer])('$name under a clock that runs during the sync'
     );
     expect(createdMidSync.length).toBeGreaterThan(0);
     expect(missedByTheirSync.length).toBeGreaterThan(0);
+    expectUnionEqualsTruth(union, truth as unknown as Record<string, unknown[]>, streams);
+  });
 
-    for (const s of STREAMS) {
-      const expected = byKey(s, truth[s] as unknown as Message[]);
-      const missing = [...expected.keys()].filter((k) => !union[s].has(k));
-      expect({ s, missing }).toEqual({ s, missing: [] });
-      expect(union[s].size).toBe(expected.size);
-      for (const [k, v] of expected) expect({ s, k, record: union[s].get(k) }).toEqual({ s, k, record: v });
+  test('all three streams incremental, the clock moving during and between syncs: jobs end with their final status too, a job reused by a rerun from failed under both workflows', async () => {
+    world = new World({ seed: 31, historyDays: 8, pipelinesPerDay: 8 });
+    mock = await startMockServer({ world, token: TEST_TOKEN, clockStepMs: 60_000, jobPageSize: 3 });
+    const startDate = new Date(world.now().getTime() - 7 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const streams: StreamName[] = ['pipelines', 'workflows', 'jobs'];
+    const union = { pipelines: new Map<string, Message>(), workflows: new Map<string, Message>(), jobs: new Map<string, Message>() };
+    /** Jobs first read while running, queued or blocked: they must end final. */
+    const unfinished = new Set<string>();
+    let state: unknown;
+    const gaps = [0, 3, 20, 1, 50].map((h) => h * 3_600_000);
+    for (const [round, gap] of [...gaps, 0].entries()) {
+      if (round === gaps.length) mock.setClock(0);
+      world.advance(gap);
+      const r = await face.sync(config, state, streams);
+      for (const j of r.records.jobs) if (!union.jobs.has(`${j.id}|${j._workflow_id}`) && ['running', 'queued', 'blocked', 'on_hold'].includes(j.status)) unfinished.add(`${j.id}|${j._workflow_id}`);
+      for (const s of streams) byKey(s, r.records[s], union[s]);
+      state = r.state;
     }
+    const truth = world.groundTruth(startDate);
+    expectUnionEqualsTruth(union, truth as unknown as Record<string, unknown[]>, streams);
+    const finalStatus = new Map(truth.jobs.map((j) => [`${j.id}|${j._workflow_id}`, j.status]));
+    expect([...unfinished].filter((k) => !['running', 'queued', 'blocked', 'on_hold'].includes(String(finalStatus.get(k)))).length).toBeGreaterThan(0);
+    const workflowsOfJob = new Map<string, Set<string>>();
+    for (const j of union.jobs.values()) workflowsOfJob.set(j.id, (workflowsOfJob.get(j.id) ?? new Set()).add(j._workflow_id));
+    expect([...workflowsOfJob.values()].some((ws) => ws.size > 1)).toBe(true);
   });
 });

@@ -15,7 +15,7 @@ const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const STREAMS = ['pipelines', 'workflows', 'jobs'] as const;
-const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: undefined };
+const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at' };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -401,12 +401,15 @@ describe('sync', () => {
     expect(Object.keys(partitionValues(final, 'workflows')).sort()).toEqual([...world.projectSlugs()].sort());
   });
 
-  test('replication-method INCREMENTAL on jobs (full table only) is run as FULL_TABLE with a warning; LOG_BASED is refused', async () => {
-    const catalog = meltanoCatalog(await discover(), ['jobs.*'], { jobs: { 'replication-method': 'INCREMENTAL' } });
-    const r = await sync({ catalog });
-    expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/WARNING tap-circleci: Stream "jobs" is FULL_TABLE only/);
-    expect(recordsOf(r.messages, 'jobs').length).toBe(recordsOf(full, 'jobs').length);
+  test('jobs: INCREMENTAL by _workflow_created_at with a bookmark, FULL_TABLE without one; LOG_BASED is refused', async () => {
+    const incremental = await sync({ catalog: meltanoCatalog(await discover(), ['jobs.*'], { jobs: { 'replication-method': 'INCREMENTAL', 'replication-key': '_workflow_created_at' } }) });
+    expect(incremental.code).toBe(0);
+    expect(recordsOf(incremental.messages, 'jobs').length).toBe(recordsOf(full, 'jobs').length);
+    const last = incremental.messages.filter((m) => m.type === 'STATE').at(-1)!.value;
+    expect(Object.keys(partitionValues(last, 'jobs')).sort()).toEqual([...world.projectSlugs()].sort());
+    const fullTable = await sync({ catalog: meltanoCatalog(await discover(), ['jobs.*'], { jobs: { 'replication-method': 'FULL_TABLE' } }) });
+    expect(fullTable.code).toBe(0);
+    expect(recordsOf(fullTable.messages, 'jobs').length).toBe(recordsOf(full, 'jobs').length);
     const bad = meltanoCatalog(await discover(), ['pipelines.*'], { pipelines: { 'replication-method': 'LOG_BASED' } });
     const refused = await sync({ catalog: bad });
     expect(refused.code).toBe(1);

@@ -101,11 +101,11 @@ export function tempFiles(files: Record<string, unknown>): Record<string, string
 export type Mode = 'full_refresh' | 'incremental';
 
 export function configuredCatalog(streams: Partial<Record<'pipelines' | 'workflows' | 'jobs', Mode>>) {
-  const cursor: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at' };
+  const cursor: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at' };
   const keys: Record<string, string[][]> = { pipelines: [['id']], workflows: [['id']], jobs: [['id'], ['_workflow_id']] };
   return {
     streams: Object.entries(streams).map(([name, mode]) => ({
-      stream: { name, json_schema: {}, supported_sync_modes: name === 'jobs' ? ['full_refresh'] : ['full_refresh', 'incremental'] },
+      stream: { name, json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] },
       sync_mode: mode,
       destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite',
       ...(mode === 'incremental' ? { cursor_field: [cursor[name]] } : {}),
@@ -115,7 +115,7 @@ export function configuredCatalog(streams: Partial<Record<'pipelines' | 'workflo
 }
 
 export const ALL_FULL = configuredCatalog({ pipelines: 'full_refresh', workflows: 'full_refresh', jobs: 'full_refresh' });
-export const ALL_INCREMENTAL = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental', jobs: 'full_refresh' });
+export const ALL_INCREMENTAL = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental', jobs: 'incremental' });
 
 export const recordsOf = (messages: Message[], stream: string) => messages.filter((m) => m.type === 'RECORD' && m.record.stream === stream).map((m) => m.record.data);
 export const statesOf = (messages: Message[]) => messages.filter((m) => m.type === 'STATE');

@@ -408,7 +408,7 @@ describe('ground truth', () => {
       got.workflows.push(...wfs);
       for (const w of wfs) {
         const { items } = await allPages<WorkflowJobItem>(mock, `/workflow/${w.id}/job`);
-        got.jobs.push(...items.map((j) => ({ ...j, _pipeline_id: p.id, _workflow_id: w.id })));
+        got.jobs.push(...items.map((j) => ({ ...j, _pipeline_id: p.id, _workflow_id: w.id, _workflow_created_at: w.created_at })));
       }
     }
     const truth = world.groundTruth(startDate);

@@ -33,9 +33,9 @@ const config = file('config.json', {
   start_date: new Date(world.now().getTime() - 30 * 86_400_000).toISOString().slice(0, 10),
   base_url: mock.baseUrl,
 });
-const catalog = file('catalog.json', { streams: [stream('pipelines', 'incremental'), stream('workflows', 'incremental'), stream('jobs', 'full_refresh')] });
+const catalog = file('catalog.json', { streams: [stream('pipelines', 'incremental'), stream('workflows', 'incremental'), stream('jobs', 'incremental')] });
 
-async function read(title: string, statePath?: string): Promise<unknown[]> {
+async function read(title: string, statePath?: string): Promise<{ state: unknown[]; requests: number }> {
   const args = ['read', '--config', config, '--catalog', catalog, ...(statePath ? ['--state', statePath] : [])];
   console.log(`\n=== ${title}\n$ source-circleci ${args.join(' ')}`);
   const outPath = join(dir, `${title.split(' ')[0].toLowerCase()}-output.jsonl`);
@@ -69,16 +69,21 @@ async function read(title: string, statePath?: string): Promise<unknown[]> {
   console.log(`  → exit ${code}, ${((Date.now() - started) / 1000).toFixed(1)} s, ${mock.counters.total} API requests, records: ${JSON.stringify(counts)}`);
   console.log(`  every line is in ${outPath}; the final state:`);
   for (const st of states.values()) console.log(`    ${JSON.stringify(st)}`);
-  return [...states.values()];
+  return { state: [...states.values()], requests: mock.counters.total };
 }
 
 try {
   console.log(`Mock CircleCI API at ${mock.baseUrl} with projects ${world.projectSlugs().join(', ')}.`);
-  const state = await read('Full first sync');
-  const statePath = file('state.json', state);
+  const full = await read('Full first sync');
+  const statePath = file('state.json', full.state);
   world.advance(12 * 3_600_000);
   console.log('\n(The mock clock moves 12 hours: new pipelines, finished workflows, reruns.)');
-  await read('Incremental sync with the saved state', statePath);
+  const next = await read('Incremental sync with the saved state', statePath);
+  console.log(
+    `\nThe incremental sync made ${next.requests} requests, ${Math.round((100 * next.requests) / full.requests)}% of the full sync's ${full.requests}: ` +
+      'it paged the pipelines back only as far as the lookback (7 days) needs, and asked for the jobs of the workflows it emitted ' +
+      '(new ones, and those still running or on hold), not of every workflow since start_date.',
+  );
   console.log(`\nConfig, catalog and state are in ${dir}.`);
 } finally {
   await mock.close();

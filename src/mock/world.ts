@@ -38,7 +38,7 @@ export interface WorldOptions {
   maxJobsPerWorkflow?: number;
 }
 
-/** What a correct full sync must hold. Jobs carry _pipeline_id and _workflow_id. */
+/** What a correct full sync must hold. Jobs carry _pipeline_id, _workflow_id and _workflow_created_at. */
 export interface GroundTruth {
   pipelines: Pipeline[];
   workflows: Workflow[];
@@ -300,7 +300,7 @@ const floorSec = (ms: number): number => Math.floor(ms / SEC) * SEC;
 
 const PIPELINE_KEYS = ['id', 'errors', 'project_slug', 'updated_at', 'number', 'trigger_parameters', 'state', 'created_at', 'trigger', 'vcs'];
 const WORKFLOW_KEYS = ['id', 'pipeline_id', 'pipeline_number', 'name', 'project_slug', 'status', 'started_by', 'canceled_by', 'errored_by', 'tag', 'created_at', 'stopped_at', 'auto_rerun_number', 'max_auto_reruns'];
-const JOB_KEYS = ['_pipeline_id', '_workflow_id', 'id', 'job_number', 'name', 'project_slug', 'status', 'type', 'dependencies', 'requires', 'started_at', 'stopped_at', 'canceled_by', 'approved_by', 'approval_request_id'];
+const JOB_KEYS = ['_pipeline_id', '_workflow_id', '_workflow_created_at', 'id', 'job_number', 'name', 'project_slug', 'status', 'type', 'dependencies', 'requires', 'started_at', 'stopped_at', 'canceled_by', 'approved_by', 'approval_request_id'];
 
 /** Keeps only the top-level keys the schemas document. */
 function deepFreeze<T>(value: T): T {
@@ -546,7 +546,7 @@ export class World {
   /**
    * What a correct full sync with this start_date holds at the current clock: pipelines with
    * created_at >= startDate (newest first, project by project), all their visible workflows, and
-   * every job of those workflows with _pipeline_id and _workflow_id. Only the top-level fields the
+   * every job of those workflows with _pipeline_id, _workflow_id and _workflow_created_at. Only the top-level fields the
    * schemas document are kept (the payloads carry no others today). A job id can appear under
    * several workflows (rerun from failed), once per workflow.
    */
@@ -561,9 +561,11 @@ export class World {
         if (rec.createdMs < cut) continue;
         for (const wf of this.kidsOf(rec)) {
           if (wf.createdMs > this.clock) continue;
-          out.workflows.push(pick(this.workflowView(rec, wf), WORKFLOW_KEYS));
+          const view = this.workflowView(rec, wf);
+          out.workflows.push(pick(view, WORKFLOW_KEYS));
           for (const j of wf.jobs) {
-            out.jobs.push(pick({ ...this.jobView(rec, wf, j), _pipeline_id: rec.id, _workflow_id: wf.id }, JOB_KEYS));
+            const job = { ...this.jobView(rec, wf, j), _pipeline_id: rec.id, _workflow_id: wf.id, _workflow_created_at: view.created_at };
+            out.jobs.push(pick(job, JOB_KEYS));
           }
         }
       }

@@ -19,8 +19,11 @@ import { parseStreamState, type StreamState, type SyncState } from '../sync/stat
  *   at that run keep the status tap-circle-ci saw (as they would have with tap-circle-ci).
  *   With no workflows bookmark at all (tap-circle-ci never synced workflows), workflows start
  *   from `start_date`.
- * - jobs were FULL_TABLE: nothing to keep. `currently_syncing` is dropped (tap-circle-ci writes a
- *   project's pipelines bookmark only after all of it, so an interrupted run loses nothing).
+ * - jobs were FULL_TABLE, and tap-circle-ci kept only the last page of each workflow's jobs: no
+ *   jobs cursor is carried over, so the first sync reads every job since `start_date` once (and
+ *   fills what tap-circle-ci missed), then goes on incrementally.
+ * - `currently_syncing` is dropped (tap-circle-ci writes a project's pipelines bookmark only after
+ *   all of it, so an interrupted run loses nothing).
  *
  * Pure; `note` receives what a user should be told (a log line).
  */

@@ -26,6 +26,11 @@ export interface StreamDeclaration {
   primaryKey: string[];
   /** Top-level cursor field; none = full refresh only. */
   cursorField?: string;
+  /**
+   * Every record's cursor value is its parent's (a job carries its workflow's created_at): the
+   * crawler decides per parent, before asking for the list, whether its children are wanted.
+   */
+  cursorFromParent?: boolean;
   parent?: string;
   /** Where this record stands in the context of its children. */
   contextKey?: 'pipeline' | 'workflow';

@@ -275,15 +275,28 @@ class ProjectCrawl {
     if (plan && pipelineTime >= this.start && this.needs(plan, slot)) await this.maybeEmit(plan, item, pipelineTime);
     const childCtx = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : ctx;
     for (const child of childrenOf(stream.name)) {
-      if (this.subtreeNeeds(child, slot, pipelineTime)) this.spawn(slot, () => this.visitList(child, childCtx, slot, pipelineTime));
+      if (!this.subtreeNeeds(child, slot, pipelineTime)) continue;
+      if (child.cursorFromParent && !this.wantsChildrenOf(child, stream, item, pipelineTime)) continue;
+      this.spawn(slot, () => this.visitList(child, childCtx, slot, pipelineTime));
     }
   }
 
+  /** A record's cursor, as its stream's cursor arithmetic sees it: true when it is to be emitted. */
+  private accept(plan: Plan, decl: StreamDeclaration, item: Json, pipelineTime: number): boolean {
+    const value = decl.cursorField ? cursorValue(item, decl.cursorField) : 0;
+    const mayChange = decl.mayChange?.(item) ?? false;
+    return plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
+  }
+
+  /** A child stream whose records carry their parent's cursor: are this parent's children wanted? */
+  private wantsChildrenOf(child: StreamDeclaration, parent: StreamDeclaration, item: Json, pipelineTime: number): boolean {
+    const plan = this.plans.get(child.name);
+    return !plan || this.accept(plan, parent, item, pipelineTime);
+  }
+
   private async maybeEmit(plan: Plan, item: Json, pipelineTime: number): Promise<void> {
-    const field = plan.stream.cursorField;
-    const value = field ? cursorValue(item, field) : 0;
-    const mayChange = plan.stream.mayChange?.(item) ?? false;
-    if (!plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback))) return;
+    // A child that carries its parent's cursor was admitted with its parent.
+    if (!plan.stream.cursorFromParent && !this.accept(plan, plan.stream, item, pipelineTime)) return;
     this.emitted.set(plan.stream.name, (this.emitted.get(plan.stream.name) ?? 0) + 1);
     await this.emitRecord(plan.stream.name, project(plan.schema, item) as Json);
   }

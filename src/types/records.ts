@@ -141,6 +141,10 @@ _pipeline_id?: (null | string)
  */
 _workflow_id: string
 /**
+ * created_at of that workflow (added by the connector): the cursor of incremental syncs.
+ */
+_workflow_created_at?: (null | string)
+/**
  * The unique ID of the job.
  */
 id: string
