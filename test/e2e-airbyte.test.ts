@@ -187,15 +187,15 @@ describe('read', () => {
     }
   });
 
-  test('right after a full read, an incremental one pages back only to the floor: the list pages down to it and one workflow list per pipeline above it', async () => {
+  test('right after a full read, an incremental one pages back only to the floor: the list pages down to it, one workflow list per pipeline above it, job lists only for the workflows it emits', async () => {
     const now = new Date('2026-06-15T12:00:00Z');
     // Seed 3 has a workflow still waiting from 18 hours ago: it holds the workflows cursor back.
     const w = new World({ seed: 3, now, historyDays: 40, pipelinesPerDay: 6 });
-    const m = await startMockServer({ world: w, token: TEST_TOKEN });
+    const m = await startMockServer({ world: w, token: TEST_TOKEN, jobPageSize: 3 });
     try {
       const start = new Date(now.getTime() - 30 * DAY);
       const config = configFor({ project_slugs: w.projectSlugs(), base_url: m.baseUrl, start_date: start.toISOString() });
-      const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental' });
+      const catalog = configuredCatalog({ pipelines: 'incremental', workflows: 'incremental', jobs: 'incremental' });
       const first = await read(catalog, undefined, config);
       const fullRequests = m.counters.total;
       m.resetCounters();
@@ -222,14 +222,19 @@ describe('read', () => {
         const all = w.listPipelines(slug).length;
         // The scan ends on the first pipeline below the floor: it sits on page floor(above / 20) + 1.
         const listPages = above < all ? Math.floor(above / 20) + 1 : Math.max(1, Math.ceil(all / 20));
-        expected += listPages + above;
+        // Jobs: one list (3 a page here) per workflow at or after the workflows cursor, held or not.
+        const cursor = Math.min(latestWorkflow, ...open.map((x) => Date.parse(String(x.created_at))));
+        const emitted = workflows.filter((x) => Date.parse(String(x.created_at)) >= cursor && created.get(String(x.pipeline_id))! >= floor);
+        const jobPages = emitted.reduce((n, x) => n + Math.max(1, Math.ceil(truth.jobs.filter((j) => j._workflow_id === x.id).length / 3)), 0);
+        expected += listPages + above + jobPages;
+        expect(jobPages).toBeGreaterThan(0);
       }
       expect({ requests: m.counters.total, routes: m.counters.byRoute }).toEqual({
         requests: expected,
-        routes: expect.objectContaining({ me: 0, project: 0, jobs: 0 }),
+        routes: expect.objectContaining({ me: 0, project: 0 }),
       });
-      // About the seven days of lookback out of thirty: well under a third of the full read.
-      expect(m.counters.total / fullRequests).toBeLessThan(0.3);
+      // The seven days of lookback out of thirty, and jobs only where something may have changed.
+      expect(m.counters.total / fullRequests).toBeLessThan(0.15);
     } finally {
       await m.close();
     }
