@@ -5,7 +5,7 @@
  *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory[,...]] [--quick]
  *                    [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]
  *
- * The mock (dist/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
+ * The mock (dist-dev/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
  * read, all three streams full refresh) spawned as its own process, with bench/probe.mjs
  * preloaded to report that process's peak RSS (getrusage ru_maxrss) and CPU time when it exits.
  * Wall time is from spawn to exit, Node start-up included.
@@ -28,8 +28,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startMockServer } from '../dist/mock/server.js';
-import { World } from '../dist/mock/world.js';
+import { startMockServer } from '../dist-dev/mock/server.js';
+import { World } from '../dist-dev/mock/world.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/airbyte.js');
