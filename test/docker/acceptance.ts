@@ -810,6 +810,9 @@ export function planAcceptance(cfg: TestConfig = loadTestConfig(), metadata: Jso
   });
 
   // ----- incremental
+  // Newer CATs take cursors from the state messages themselves, so these run on every project of
+  // secrets/config.json, where CAT 0.11.5's block needs one project and a cursor path.
+  const ALL_PROJECTS = 'secrets/config.json';
   testsOf('incremental').forEach((t, i) => {
     const s = tag('incremental', i);
     const catalogOf = async (ctx: AcceptanceContext) => {
@@ -819,9 +822,9 @@ export function planAcceptance(cfg: TestConfig = loadTestConfig(), metadata: Jso
       if (!streams.length) built.problems.push('the incremental test catalog has no incremental stream');
       return { catalog: { streams }, problems: built.problems };
     };
-    add('incremental', `a read from the first read's state gives other records (newer CAT: test_two_sequential_reads)${s}`, async (ctx) => {
+    add('incremental', `a read from the first read's state gives other records (newer CAT: test_two_sequential_reads, every project)${s}`, async (ctx) => {
       const { catalog, problems } = await catalogOf(ctx);
-      const config = ctx.config(t.config_path);
+      const config = ctx.config(ALL_PROJECTS);
       const first = await ctx.run('read', { config, catalog }, timeout(t));
       const second = await ctx.run('read', { config, catalog, state: assembleState(first.out.messages) }, timeout(t));
       return outcome([
@@ -834,9 +837,9 @@ export function planAcceptance(cfg: TestConfig = loadTestConfig(), metadata: Jso
       ]);
     });
     if (!t.skip_comprehensive_incremental_tests) {
-      add('incremental', `re-reads from intermediate checkpoints give at least the records sourceStats counted after them (newer CAT: test_read_sequential_slices)${s}`, async (ctx) => {
+      add('incremental', `re-reads from intermediate checkpoints give at least the records sourceStats counted after them (newer CAT: test_read_sequential_slices, every project)${s}`, async (ctx) => {
         const { catalog, problems } = await catalogOf(ctx);
-        const config = ctx.config(t.config_path);
+        const config = ctx.config(ALL_PROJECTS);
         const notes: string[] = [];
         for (const st of catalog.streams) {
           const one = { streams: [st] };
