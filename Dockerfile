@@ -5,7 +5,7 @@
 # metadata.yaml from it, and test/version-drift.test.ts fails when they disagree.
 
 # ---- build: every dependency, compile TypeScript to dist/ ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,16 +14,16 @@ COPY scripts/gen-types.mjs ./scripts/gen-types.mjs
 COPY schemas ./schemas
 COPY spec.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build:dist
 
 # ---- deps: the production dependencies alone, installed from the lock file ----
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /deps
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # ---- runtime: production dependencies and the built code, nothing else ----
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 LABEL io.airbyte.name="source-circleci"
 LABEL io.airbyte.version="0.1.0"
 LABEL org.opencontainers.image.title="source-circleci" \

@@ -5,7 +5,7 @@
  *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory|history[,...]] [--quick]
  *                    [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]
  *
- * The mock (dist/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
+ * The mock (dist-dev/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
  * read, all three streams full refresh) spawned as its own process, with bench/probe.mjs
  * preloaded to report that process's peak RSS (getrusage ru_maxrss) and CPU time when it exits.
  * Wall time is from spawn to exit, Node start-up included.
@@ -32,8 +32,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startMockServer } from '../dist/mock/server.js';
-import { World } from '../dist/mock/world.js';
+import { startMockServer } from '../dist-dev/mock/server.js';
+import { World } from '../dist-dev/mock/world.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/airbyte.js');
@@ -56,7 +56,7 @@ const option = (name, fallback) => {
 };
 const ALL = ['latency', 'ratelimit', 'throughput', 'memory', 'history'];
 /** Not part of "all": a diagnostic of what this machine allows at all. */
-const EXTRA = ['ceiling'];
+const EXTRA = ['ceiling', 'projects'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
 for (const s of chosen) if (!ALL.includes(s) && !EXTRA.includes(s)) usage(`unknown scenario "${s}"`);
 const QUICK = flag('quick');
@@ -70,7 +70,7 @@ if (flag('help')) usage('');
 
 function usage(problem) {
   if (problem) console.error(problem);
-  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|history|ceiling[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|history|ceiling|projects[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
   process.exit(problem ? 2 : 0);
 }
 
@@ -128,13 +128,15 @@ let runNo = 0;
  * Spawns `airbyte.js read` against `mock` and measures it. The mock's counters are reset first,
  * then sampled every 100 ms for the request timeline.
  */
-async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
+async function read(mock, data, { maxConcurrency, timeoutMs = 240_000, catalog = CATALOG, state, expectRecords = true }) {
   const n = ++runNo;
   const configPath = join(tmp, `config-${n}.json`);
   const probePath = join(tmp, `probe-${n}.json`);
   const config = { token: TOKEN, project_slugs: data.slugs, start_date: data.startDate, base_url: mock.baseUrl };
   if (maxConcurrency !== undefined) config.max_concurrency = maxConcurrency;
   writeFileSync(configPath, JSON.stringify(config));
+  const statePath = join(tmp, `state-${n}.json`);
+  if (state) writeFileSync(statePath, JSON.stringify(state));
   const env = { ...process.env, BENCH_PROBE_FILE: probePath };
   delete env.SOURCE_CIRCLECI_BACKOFF_SCALE; // real waits, as in production
   delete env.NODE_OPTIONS;
@@ -143,7 +145,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
   const busy0 = machineBusySeconds();
   const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--import', PROBE, CLI, 'read', '--config', configPath, '--catalog', CATALOG], {
+  const child = spawn(process.execPath, ['--import', PROBE, CLI, 'read', '--config', configPath, '--catalog', catalog, ...(state ? ['--state', statePath] : [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });
@@ -151,6 +153,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
   const sample = () => timeline.push({ t: (performance.now() - t0) / 1000, total: mock.counters.total, limited: mock.counters.byStatus['429'] ?? 0 });
   const sampler = setInterval(sample, 100);
   const records = { pipelines: 0, workflows: 0, jobs: 0 };
+  const lastStates = new Map();
   const notes = { warn: 0, rateLimitedWarn: 0, errors: [], syncSeconds: undefined, states: 0, rateLimitedStatus: 0 };
   const RECORD = '{"type":"RECORD","record":{"stream":"';
   let buffer = '';
@@ -160,7 +163,12 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
       records[stream] = (records[stream] ?? 0) + 1;
       return;
     }
-    if (line.startsWith('{"type":"STATE"')) return void notes.states++;
+    if (line.startsWith('{"type":"STATE"')) {
+      notes.states++;
+      const st = JSON.parse(line).state;
+      lastStates.set(st.stream.stream_descriptor.name, st);
+      return;
+    }
     let m;
     try {
       m = JSON.parse(line);
@@ -233,6 +241,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
     /** Cores that other processes kept busy on average during the run (0 on a quiet machine). */
     otherCores: undefined,
     notes,
+    state: [...lastStates.values()],
     timeline,
     stderr: stderr.trim(),
   };
@@ -243,7 +252,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000 }) {
       console.log(`  ! other processes kept ${result.otherCores.toFixed(2)} of ${cpus().length} cores busy during run ${n} (${wall.toFixed(1)} s): its numbers are disturbed; rerun on a quiet machine.`);
     }
   }
-  result.ok = code === 0 && !timedOut && got === data.expected.records;
+  result.ok = code === 0 && !timedOut && (!expectRecords || got === data.expected.records);
   if (!result.ok) {
     console.log(`  ! run ${n} did not complete cleanly: exit ${code}${timedOut ? ` (killed after ${timeoutMs / 1000} s)` : ''}, ` +
       `${got} of ${data.expected.records} records${notes.errors.length ? `; ${notes.errors.join(' | ')}` : ''}${stderr ? `; stderr: ${stderr.slice(-500)}` : ''}`);
@@ -695,6 +704,59 @@ async function ceilingScenario() {
 
 // ------------------------------------------------------------------------------------------
 
+/**
+ * What one project costs a sync, to size connections (README, "When one sync is not enough"):
+ * a first sync, then, one day later, an incremental sync from its state with jobs (full refresh:
+ * it re-reads every job since start_date) and one without jobs. 50 ms latency, default
+ * max_concurrency; the mock counts the requests.
+ */
+async function projectsScenario() {
+  const latencyMs = 50;
+  const shape = QUICK ? { projects: 4, days: 20, perDay: 10 } : { projects: 8, days: 60, perDay: 10 };
+  const slugs = Array.from({ length: shape.projects }, (_, i) => `gh/acme/service-${i + 1}`);
+  console.log(`\n## Projects: what one project costs a sync (${latencyMs} ms a request, default max_concurrency)\n`);
+  const world = new World({ seed: 7, now: NOW, historyDays: shape.days, pipelinesPerDay: shape.perDay, projects: slugs });
+  const data = { world, slugs, startDate: new Date(NOW.getTime() - (shape.days + 2) * DAY).toISOString().slice(0, 10), expected: { records: 0, requests: 0 } };
+  world.groundTruth(new Date(data.startDate)); // generate the world before timing anything
+  const catalogs = {};
+  for (const [name, streams] of [['withJobs', { pipelines: 'incremental', workflows: 'incremental', jobs: 'full_refresh' }], ['noJobs', { pipelines: 'incremental', workflows: 'incremental' }]]) {
+    const cursor = { pipelines: 'updated_at', workflows: 'created_at' };
+    catalogs[name] = join(tmp, `catalog-${name}.json`);
+    writeFileSync(catalogs[name], JSON.stringify({ streams: Object.entries(streams).map(([s, mode]) => ({
+      stream: { name: s, json_schema: {}, supported_sync_modes: s === 'jobs' ? ['full_refresh'] : ['full_refresh', 'incremental'] },
+      sync_mode: mode, destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite', ...(mode === 'incremental' ? { cursor_field: [cursor[s]] } : {}),
+    })) }));
+  }
+  const mock = await startMockServer({ world, token: TOKEN, latencyMs, ...PAGE });
+  const runs = {};
+  try {
+    runs.first = await read(mock, data, { catalog: catalogs.withJobs, expectRecords: false });
+    checkRun(runs.first, 'projects, first sync');
+    world.advance(DAY);
+    world.groundTruth(new Date(data.startDate));
+    runs.dailyWithJobs = await read(mock, data, { catalog: catalogs.withJobs, state: runs.first.state, expectRecords: false });
+    checkRun(runs.dailyWithJobs, 'projects, daily sync with jobs');
+    const noJobsState = runs.first.state.filter((st) => st.stream.stream_descriptor.name !== 'jobs');
+    runs.dailyNoJobs = await read(mock, data, { catalog: catalogs.noJobs, state: noJobsState, expectRecords: false });
+    checkRun(runs.dailyNoJobs, 'projects, daily sync without jobs');
+  } finally {
+    await mock.close();
+  }
+  const P = shape.projects;
+  const pipelines = P * shape.days * shape.perDay;
+  const rows = [
+    ['first sync (all history, every stream)', runs.first],
+    ['a day later: pipelines + workflows incremental, jobs full refresh', runs.dailyWithJobs],
+    ['a day later: pipelines + workflows incremental, no jobs', runs.dailyNoJobs],
+  ].map(([what, r]) => [what, f0(r.requests), f0(r.requests / P), f1(r.requests / pipelines), f0(r.records), f1(r.wall), f0(r.requests / r.wall)]);
+  console.log(`Dataset: ${P} projects × ${shape.days} days × ${shape.perDay} pipelines/day (${f0(pipelines)} pipelines); lookback_days 7.`);
+  table(['sync', 'requests', 'requests a project', 'requests a pipeline of history', 'records', 'wall s', 'requests/s'], rows);
+  console.log('');
+  console.log('A first sync, and every sync that selects jobs (a full refresh), costs about "requests a pipeline of history" × the pipelines since start_date;');
+  console.log('an incremental sync without jobs costs about (days since the last sync + lookback_days) × pipelines a day, plus a page, per project.');
+  results.projects = { latencyMs, shape, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { requests: r.requests, records: r.records, wall: r.wall }])) };
+}
+
 const started = performance.now();
 console.log(`# source-circleci benchmark${QUICK ? ' (--quick: smaller datasets; targets are for the full run)' : ''}`);
 console.log(`Load average before the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`);
@@ -706,6 +768,7 @@ try {
   if (chosen.includes('memory')) await memoryScenario();
   if (chosen.includes('history')) await historyScenario();
   if (chosen.includes('ceiling')) await ceilingScenario();
+  if (chosen.includes('projects')) await projectsScenario();
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -18,11 +18,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const check = process.argv.includes('--check');
-if (!existsSync(`${root}dist/mock/world.js`)) {
-  console.error('acceptance-fixtures: dist/ is missing; run `npm run build` first');
+if (!existsSync(`${root}dist-dev/mock/world.js`)) {
+  console.error('acceptance-fixtures: dist-dev/ is missing; run `npm run build` first');
   process.exit(1);
 }
-const { World } = await import(`${root}dist/mock/world.js`);
+const { World } = await import(`${root}dist-dev/mock/world.js`);
 const read = (p) => JSON.parse(readFileSync(`${root}${p}`, 'utf8'));
 
 const env = read('integration_tests/acceptance_mock.json');

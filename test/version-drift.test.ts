@@ -55,10 +55,10 @@ describe('version and name: package.json → metadata.yaml → Dockerfile', () =
 });
 
 describe('the Dockerfile keeps the Airbyte contract', () => {
-  test('multi-stage from node:20-bookworm-slim; the final stage takes the production dependencies and the built code only', () => {
+  test('multi-stage from node:24-bookworm-slim (Node 24 LTS); the final stage takes the production dependencies and the built code only', () => {
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(froms)).toEqual(new Set(['node:20-bookworm-slim']));
+    expect(new Set(froms)).toEqual(new Set(['node:24-bookworm-slim']));
     const copies = [...finalStage.matchAll(/^COPY\s+(.+)$/gm)].map((m) => m[1]);
     expect(copies.every((c) => c.startsWith('--from='))).toBe(true);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);

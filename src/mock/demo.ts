@@ -11,7 +11,7 @@ import { World } from './world.js';
  * read through the real CLI, and narrates what the connector prints. No token or network needed.
  */
 
-const CLI = fileURLToPath(new URL('../cli/airbyte.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/cli/airbyte.js', import.meta.url));
 const TOKEN = 'demo-token-not-a-secret';
 const dir = mkdtempSync(join(tmpdir(), 'source-circleci-demo-'));
 const file = (name: string, content: unknown) => {

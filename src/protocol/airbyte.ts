@@ -13,6 +13,10 @@ export const airbyteStream = (s: StreamDeclaration) => ({
   source_defined_cursor: !!s.cursorField,
   ...(s.cursorField ? { default_cursor_field: [s.cursorField] } : {}),
   source_defined_primary_key: s.primaryKey.map((k) => [k]),
+  // Every stream resumes from its state: per project, a cursor and, while a sync of the project
+  // is unfinished, a marker of the pipelines it completed. Resumable, the platform keeps a
+  // full-refresh stream's state between the attempts of one job (and drops it for the next job).
+  is_resumable: true,
 });
 
 export const traceError = (e: ConnectorError) => ({

@@ -1,7 +1,8 @@
 /**
- * Airbyte's Connector Acceptance Tests, as acceptance-test-config.yml configures them, one jest
- * test per check (test/docker/acceptance.ts). `npm run test:acceptance` runs them against the image
- * (connector_image, or ACCEPTANCE_IMAGE); ACCEPTANCE_TARGET=local runs them against the built CLI.
+ * The acceptance checks CAT 0.11.5 lacks (test/docker/acceptance.ts), one jest test per check:
+ * `npm run test:acceptance:extra` runs them against the image (connector_image, or
+ * ACCEPTANCE_IMAGE); ACCEPTANCE_TARGET=local runs them against the built CLI.
+ * `npm run test:acceptance` runs Airbyte's CAT 0.11.5 first, then these.
  */
 import { AcceptanceContext, connectorFromEnv, loadMetadata, loadTestConfig, planAcceptance, startAcceptanceMock, type AcceptanceMock } from './acceptance.js';
 

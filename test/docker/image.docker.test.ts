@@ -18,7 +18,10 @@ import {
 const IMAGE = process.env.ACCEPTANCE_IMAGE || loadTestConfig().connector_image;
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const metadata = YAML.parse(readFileSync(join(ROOT, 'metadata.yaml'), 'utf8'));
-const BASE = 'node:20-bookworm-slim';
+// The base every stage is built FROM; the Node major it pins is the one the image must run.
+const FROMS = [...readFileSync(join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+(\S+)/gim)].map((m) => m[1]);
+const BASE = FROMS[FROMS.length - 1];
+const NODE_MAJOR = 24;
 
 const docker = (args: string[], input?: string) => {
   const r = spawnSync('docker', args, { encoding: 'utf8', input, maxBuffer: 64 * 1024 * 1024 });
@@ -70,6 +73,21 @@ describe('image metadata', () => {
     // No scope folder of a dev tool left behind, and no TypeScript sources or tests.
     expect(installed.filter((d) => ['@types', '@jest', '@babel'].includes(d))).toEqual([]);
     expect(sh('find /airbyte/integration_code -path "*/node_modules" -prune -o \\( -name "*.ts" -o -name "*.test.*" \\) -print').trim()).toBe('');
+    // The mock CircleCI API is a test tool: not shipped (npm run demo, the tests and the bench build it into dist-dev/).
+    expect(sh('ls /airbyte/integration_code/dist').trim().split('\n')).not.toContain('mock');
+    expect(installed).not.toContain('ajv-formats');
+  });
+});
+
+describe('Node.js in the image', () => {
+  test(`every stage is FROM node:${NODE_MAJOR}-bookworm-slim and the image runs Node ${NODE_MAJOR} (an LTS line with security fixes)`, () => {
+    expect(FROMS.length).toBeGreaterThanOrEqual(2);
+    for (const from of FROMS) expect(from).toMatch(new RegExp(`^node:${NODE_MAJOR}-bookworm-slim\\b`));
+    const version = docker(['run', '--rm', '--entrypoint', 'node', IMAGE, '--version']).trim();
+    expect(version).toMatch(new RegExp(`^v${NODE_MAJOR}\\.\\d+\\.\\d+$`));
+    // package.json's engines admits the Node the image runs.
+    const min = Number(/>=\s*(\d+)/.exec(pkg.engines.node)?.[1]);
+    expect(min).toBeLessThanOrEqual(NODE_MAJOR);
   });
 });
 
