@@ -39,6 +39,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/airbyte.js');
 const PROBE = pathToFileURL(join(ROOT, 'bench/probe.mjs')).href;
 const CATALOG = join(ROOT, 'integration_tests/configured_catalog.json');
+const INCREMENTAL_CATALOG = join(ROOT, 'integration_tests/incremental_catalog.json');
 const TOKEN = 'bench-token-not-a-secret';
 const NOW = new Date('2025-06-01T00:00:00Z');
 const DAY = 86_400_000;
@@ -235,6 +236,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000, catalog =
     records: got,
     expectedRecords: data.expected.records,
     byStream: records,
+    routes: { ...mock.counters.byRoute },
     peakRssMb: probe ? probe.maxRssKb / 1024 : undefined,
     connectorCpuS: probe ? (probe.userUs + probe.systemUs) / 1e6 : undefined,
     mockCpuS: (benchCpu.user + benchCpu.system) / 1e6,
@@ -538,45 +540,6 @@ async function memoryScenario() {
 // ------------------------------------------------------------------------------------------
 // History scale: what a sync costs once the state says what was read before
 
-/** One incremental read of all three streams from `state`: its requests, records and final state. */
-async function incrementalRead(mock, data, state) {
-  const n = ++runNo;
-  const files = { config: join(tmp, `hconfig-${n}.json`), catalog: join(ROOT, 'integration_tests/incremental_catalog.json'), state: join(tmp, `hstate-${n}.json`) };
-  writeFileSync(files.config, JSON.stringify({ token: TOKEN, project_slugs: data.slugs, start_date: data.startDate, base_url: mock.baseUrl }));
-  const args = [CLI, 'read', '--config', files.config, '--catalog', files.catalog];
-  if (state) {
-    writeFileSync(files.state, JSON.stringify(state));
-    args.push('--state', files.state);
-  }
-  mock.resetCounters();
-  const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const records = { pipelines: 0, workflows: 0, jobs: 0 };
-  const states = new Map((state ?? []).map((s) => [s.stream.stream_descriptor.name, s]));
-  const errors = [];
-  let buffer = '';
-  const onLine = (line) => {
-    if (!line) return;
-    const m = JSON.parse(line);
-    if (m.type === 'RECORD') records[m.record.stream]++;
-    else if (m.type === 'STATE') states.set(m.state.stream.stream_descriptor.name, m.state);
-    else if (m.type === 'TRACE' && m.trace.type === 'ERROR') errors.push(m.trace.error.message);
-  };
-  child.stdout.setEncoding('utf8').on('data', (chunk) => {
-    buffer += chunk;
-    const lines = buffer.split('\n');
-    buffer = lines.pop();
-    lines.forEach(onLine);
-  });
-  child.stderr.resume();
-  const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? signal)));
-  onLine(buffer);
-  if (code !== 0 || errors.length) failures.push(`history read ${n}: exit ${code} ${errors.join(' | ')}`);
-  const total = records.pipelines + records.workflows + records.jobs;
-  const routes = { ...mock.counters.byRoute };
-  return { requests: mock.counters.total, routes, records, total, wall: (performance.now() - t0) / 1000, state: [...states.values()] };
-}
-
 /**
  * What any connector that keeps jobs complete must ask for after a day: the list page(s) of the
  * new pipelines, their workflow lists, and a job list (all its pages) for every workflow created
@@ -606,14 +569,16 @@ async function historyScenario() {
   console.log(`Dataset: ${data.label}; the catalog is integration_tests/incremental_catalog.json (jobs incremental by _workflow_created_at).`);
   const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
   let full, quiet, nextDay, dayPipelines, unavoidable;
+  const incremental = (state) => read(mock, data, { catalog: INCREMENTAL_CATALOG, state, expectRecords: !state });
   try {
-    full = await incrementalRead(mock, data, undefined);
-    quiet = await incrementalRead(mock, data, full.state);
+    full = await incremental(undefined);
+    checkRun(full, 'history, full');
+    quiet = await incremental(full.state);
     const before = data.slugs.reduce((n, s) => n + data.world.listPipelines(s).length, 0);
     data.world.advance(DAY);
     dayPipelines = data.slugs.reduce((n, s) => n + data.world.listPipelines(s).length, 0) - before;
     unavoidable = dayCost(data.world, data.slugs, NOW.getTime());
-    nextDay = await incrementalRead(mock, data, quiet.state);
+    nextDay = await incremental(quiet.state);
   } finally {
     await mock.close();
   }
@@ -623,8 +588,8 @@ async function historyScenario() {
   // depend on the lookback and a day's activity, not on the history's length.
   const perPipeline = full.requests / data.expected.pipelines;
   const yearPipelines = data.slugs.length * 365 * d.perDay;
-  const row = (name, r) => [name, f0(r.requests), `${f0(r.routes.pipelines)} / ${f0(r.routes.workflows)} / ${f0(r.routes.jobs)}`, f0(r.total),
-    `${f0(r.records.pipelines)} / ${f0(r.records.workflows)} / ${f0(r.records.jobs)}`, hm(minutes(r.requests)), f1(r.wall)];
+  const row = (name, r) => [name, f0(r.requests), `${f0(r.routes.pipelines)} / ${f0(r.routes.workflows)} / ${f0(r.routes.jobs)}`, f0(r.records),
+    `${f0(r.byStream.pipelines)} / ${f0(r.byStream.workflows)} / ${f0(r.byStream.jobs)}`, hm(minutes(r.requests)), f1(r.wall)];
   const rows = [
     row('full (no state)', full),
     row('no change since', quiet),
@@ -640,10 +605,11 @@ async function historyScenario() {
   target(`history: no-change incremental sync, ${d.days}-day history`, `${pct(quietShare)} of a full sync`, '≤ 10%', quietShare <= 0.1);
   console.log(`A day later the sync made ${f0(nextDay.requests - quiet.requests)} requests more than the no-change one. The day itself needs at least ${f0(unavoidable)}:` +
     ` the list pages and workflow lists of its ${dayPipelines} new pipelines, and every page of a job list for each workflow created that day` +
-    ` (about ${f1(nextDay.records.workflows / Math.max(1, dayPipelines))} workflows a new pipeline here, setup workflows and reruns included, ${PAGE.jobPageSize} jobs a page).`);
+    ` (about ${f1(nextDay.byStream.workflows / Math.max(1, dayPipelines))} workflows a new pipeline here, setup workflows and reruns included, ${PAGE.jobPageSize} jobs a page).`);
   target('history: sync after a day of activity', `${f0(nextDay.requests)} requests`, `≤ 2 × ${dayPipelines} + ${f0(quiet.requests)} = ${f0(dayBudget)}`, nextDay.requests <= dayBudget,
     `the day alone needs ${f0(unavoidable)}`);
-  results.history = { dataset: { ...d, ...data.expected }, full: { ...full, state: undefined }, quiet: { ...quiet, state: undefined }, nextDay: { ...nextDay, state: undefined }, dayPipelines, unavoidable, perPipeline };
+  const brief = (r) => ({ requests: r.requests, routes: r.routes, records: r.records, byStream: r.byStream, wall: r.wall });
+  results.history = { dataset: { ...d, ...data.expected }, full: brief(full), quiet: brief(quiet), nextDay: brief(nextDay), dayPipelines, unavoidable, perPipeline };
 }
 
 /** Requests a second of a bare client process against `base`, and the CPU both sides used. */
@@ -706,9 +672,9 @@ async function ceilingScenario() {
 
 /**
  * What one project costs a sync, to size connections (README, "When one sync is not enough"):
- * a first sync, then, one day later, an incremental sync from its state with jobs (full refresh:
- * it re-reads every job since start_date) and one without jobs. 50 ms latency, default
- * max_concurrency; the mock counts the requests.
+ * a first sync, then, one day later, incremental syncs from its state: every stream incremental,
+ * jobs as a full refresh (it re-reads every job since start_date), and no jobs. 50 ms latency,
+ * default max_concurrency; the mock counts the requests.
  */
 async function projectsScenario() {
   const latencyMs = 50;
@@ -719,23 +685,30 @@ async function projectsScenario() {
   const data = { world, slugs, startDate: new Date(NOW.getTime() - (shape.days + 2) * DAY).toISOString().slice(0, 10), expected: { records: 0, requests: 0 } };
   world.groundTruth(new Date(data.startDate)); // generate the world before timing anything
   const catalogs = {};
-  for (const [name, streams] of [['withJobs', { pipelines: 'incremental', workflows: 'incremental', jobs: 'full_refresh' }], ['noJobs', { pipelines: 'incremental', workflows: 'incremental' }]]) {
-    const cursor = { pipelines: 'updated_at', workflows: 'created_at' };
+  const modes = [
+    ['all', { pipelines: 'incremental', workflows: 'incremental', jobs: 'incremental' }],
+    ['jobsFull', { pipelines: 'incremental', workflows: 'incremental', jobs: 'full_refresh' }],
+    ['noJobs', { pipelines: 'incremental', workflows: 'incremental' }],
+  ];
+  for (const [name, streams] of modes) {
+    const cursor = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at' };
     catalogs[name] = join(tmp, `catalog-${name}.json`);
     writeFileSync(catalogs[name], JSON.stringify({ streams: Object.entries(streams).map(([s, mode]) => ({
-      stream: { name: s, json_schema: {}, supported_sync_modes: s === 'jobs' ? ['full_refresh'] : ['full_refresh', 'incremental'] },
+      stream: { name: s, json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] },
       sync_mode: mode, destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite', ...(mode === 'incremental' ? { cursor_field: [cursor[s]] } : {}),
     })) }));
   }
   const mock = await startMockServer({ world, token: TOKEN, latencyMs, ...PAGE });
   const runs = {};
   try {
-    runs.first = await read(mock, data, { catalog: catalogs.withJobs, expectRecords: false });
+    runs.first = await read(mock, data, { catalog: catalogs.all, expectRecords: false });
     checkRun(runs.first, 'projects, first sync');
     world.advance(DAY);
     world.groundTruth(new Date(data.startDate));
-    runs.dailyWithJobs = await read(mock, data, { catalog: catalogs.withJobs, state: runs.first.state, expectRecords: false });
-    checkRun(runs.dailyWithJobs, 'projects, daily sync with jobs');
+    runs.daily = await read(mock, data, { catalog: catalogs.all, state: runs.first.state, expectRecords: false });
+    checkRun(runs.daily, 'projects, daily sync');
+    runs.dailyJobsFull = await read(mock, data, { catalog: catalogs.jobsFull, state: runs.first.state, expectRecords: false });
+    checkRun(runs.dailyJobsFull, 'projects, daily sync with jobs full refresh');
     const noJobsState = runs.first.state.filter((st) => st.stream.stream_descriptor.name !== 'jobs');
     runs.dailyNoJobs = await read(mock, data, { catalog: catalogs.noJobs, state: noJobsState, expectRecords: false });
     checkRun(runs.dailyNoJobs, 'projects, daily sync without jobs');
@@ -746,14 +719,15 @@ async function projectsScenario() {
   const pipelines = P * shape.days * shape.perDay;
   const rows = [
     ['first sync (all history, every stream)', runs.first],
-    ['a day later: pipelines + workflows incremental, jobs full refresh', runs.dailyWithJobs],
+    ['a day later: every stream incremental', runs.daily],
+    ['a day later: pipelines + workflows incremental, jobs full refresh', runs.dailyJobsFull],
     ['a day later: pipelines + workflows incremental, no jobs', runs.dailyNoJobs],
   ].map(([what, r]) => [what, f0(r.requests), f0(r.requests / P), f1(r.requests / pipelines), f0(r.records), f1(r.wall), f0(r.requests / r.wall)]);
   console.log(`Dataset: ${P} projects × ${shape.days} days × ${shape.perDay} pipelines/day (${f0(pipelines)} pipelines); lookback_days 7.`);
   table(['sync', 'requests', 'requests a project', 'requests a pipeline of history', 'records', 'wall s', 'requests/s'], rows);
   console.log('');
-  console.log('A first sync, and every sync that selects jobs (a full refresh), costs about "requests a pipeline of history" × the pipelines since start_date;');
-  console.log('an incremental sync without jobs costs about (days since the last sync + lookback_days) × pipelines a day, plus a page, per project.');
+  console.log('A first sync, and every sync with jobs as a full refresh, costs about "requests a pipeline of history" × the pipelines since start_date;');
+  console.log('an incremental sync costs about (days since the last sync + lookback_days) × pipelines a day, plus a page, per project, and a job list for each workflow it emits.');
   results.projects = { latencyMs, shape, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { requests: r.requests, records: r.records, wall: r.wall }])) };
 }
 

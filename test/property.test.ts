@@ -288,7 +288,7 @@ function expected(a: Account): Record<string, Map<string, Message>> {
       for (const wf of a.workflows.get(String(pl.id)) ?? []) {
         out.workflows.set(keyOf('workflows', wf), projectOnto(SCHEMAS.workflows, wire(wf)) as Message);
         for (const job of a.jobs.get(String(wf.id)) ?? []) {
-          const record = { ...wire(job), _pipeline_id: pl.id, _workflow_id: wf.id };
+          const record = { ...wire(job), _pipeline_id: pl.id, _workflow_id: wf.id, _workflow_created_at: wf.created_at ?? null };
           out.jobs.set(keyOf('jobs', record), projectOnto(SCHEMAS.jobs, record) as Message);
         }
       }
