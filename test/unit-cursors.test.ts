@@ -157,11 +157,17 @@ describe('the rules, one by one', () => {
   const at = (iso: string) => Date.parse(iso);
   const settings = (field: string) => ({ field, incremental: true, startDate: start, lookbackMs: LOOKBACK });
 
-  test('the cursor never passes the signpost: what changed after the sync started is read again', () => {
+  test('records newer than the sync\'s start leave a signpost: the cursor is the newest value, the next sync emits again from the signpost', () => {
     const c = new StreamCursor(settings('updated_at'), { updated_at: '2026-02-01T00:00:00.000Z' });
     c.accept(at('2026-02-10T12:00:00Z'), at('2026-02-10T11:00:00Z'), false, 0);
     const syncStart = at('2026-02-10T11:30:00Z');
-    expect(c.final(signpost(syncStart))).toEqual({ updated_at: new Date(syncStart - SIGNPOST_MARGIN_MS).toISOString() });
+    const saved = c.final(signpost(syncStart))!;
+    expect(saved).toEqual({ updated_at: '2026-02-10T12:00:00.000Z', signpost: new Date(syncStart - SIGNPOST_MARGIN_MS).toISOString() });
+    expect(new StreamCursor(settings('updated_at'), saved).threshold).toBe(syncStart - SIGNPOST_MARGIN_MS);
+    // Nothing newer than the start: no signpost, the next sync emits from the cursor.
+    const quiet = new StreamCursor(settings('updated_at'), { updated_at: '2026-02-01T00:00:00.000Z' });
+    quiet.accept(at('2026-02-09T00:00:00Z'), at('2026-02-09T00:00:00Z'), false, 0);
+    expect(quiet.final(signpost(syncStart))).toEqual({ updated_at: '2026-02-09T00:00:00.000Z' });
   });
 
   test('the cursor never goes backwards, and without new records stays where it was', () => {
@@ -169,12 +175,12 @@ describe('the rules, one by one', () => {
     expect(c.final(signpost(at('2026-01-15T00:00:00Z')))).toEqual({ updated_at: '2026-02-01T00:00:00.000Z' });
   });
 
-  test('an unfinished workflow holds the cursor; the scan floor counts the lookback from the latest value, not from the hold', () => {
+  test('an unfinished workflow is read again from unfinished_from; the scan floor counts the lookback from the newest value, not from it', () => {
     const c = new StreamCursor(settings('created_at'), { created_at: '2026-02-01T00:00:00.000Z' });
     c.accept(at('2026-02-03T00:00:00Z'), at('2026-02-02T00:00:00Z'), true, at('2026-01-27T00:00:00Z'));
     c.accept(at('2026-02-09T00:00:00Z'), at('2026-02-09T00:00:00Z'), false, at('2026-01-27T00:00:00Z'));
     const saved = c.final(signpost(at('2026-02-10T00:00:00Z')))!;
-    expect(saved).toEqual({ created_at: '2026-02-03T00:00:00.000Z', latest: '2026-02-09T00:00:00.000Z', rescan_from: '2026-02-02T00:00:00.000Z' });
+    expect(saved).toEqual({ created_at: '2026-02-09T00:00:00.000Z', unfinished_from: '2026-02-03T00:00:00.000Z', rescan_from: '2026-02-02T00:00:00.000Z' });
     const next = new StreamCursor(settings('created_at'), saved);
     expect(next.threshold).toBe(at('2026-02-03T00:00:00Z'));
     // min(latest − 7 days, rescan_from) = min(Feb 2, Feb 2): not Feb 3 − 7 days = Jan 27.
@@ -183,14 +189,14 @@ describe('the rules, one by one', () => {
     expect(new Date(held.floor).toISOString()).toBe('2026-02-02T00:00:00.000Z');
   });
 
-  test('an unfinished workflow older than the lookback horizon no longer holds the cursor', () => {
+  test('an unfinished workflow older than the lookback horizon is no longer read again', () => {
     const c = new StreamCursor(settings('created_at'), undefined);
     c.accept(at('2026-01-02T00:00:00Z'), at('2026-01-02T00:00:00Z'), true, at('2026-01-05T00:00:00Z'));
     c.accept(at('2026-01-09T00:00:00Z'), at('2026-01-09T00:00:00Z'), false, at('2026-01-05T00:00:00Z'));
     expect(c.final(signpost(at('2026-01-12T00:00:00Z')))).toEqual({ created_at: '2026-01-09T00:00:00.000Z' });
   });
 
-  test('a resumed sync skips the marker\'s pipelines and its cursor stays at or below the interrupted sync\'s signpost', () => {
+  test('a resumed sync skips the marker\'s pipelines and keeps the interrupted sync\'s signpost', () => {
     const first = new StreamCursor(settings('updated_at'), { updated_at: '2026-02-01T00:00:00.000Z' });
     first.accept(at('2026-02-05T00:00:00Z'), at('2026-02-05T00:00:00Z'), false, 0);
     const interruptedStart = at('2026-02-05T06:00:00Z');
@@ -202,7 +208,10 @@ describe('the rules, one by one', () => {
     const resumed = new StreamCursor(settings('updated_at'), marked);
     expect([resumed.done(79), resumed.done(80), resumed.done(90), resumed.done(91), resumed.done(undefined)]).toEqual([false, true, true, false, false]);
     resumed.accept(at('2026-02-07T00:00:00Z'), at('2026-02-07T00:00:00Z'), false, 0);
-    expect(resumed.final(signpost(at('2026-02-08T00:00:00Z')))).toEqual({ updated_at: new Date(interruptedStart - SIGNPOST_MARGIN_MS).toISOString() });
+    expect(resumed.final(signpost(at('2026-02-08T00:00:00Z')))).toEqual({
+      updated_at: '2026-02-07T00:00:00.000Z',
+      signpost: new Date(interruptedStart - SIGNPOST_MARGIN_MS).toISOString(),
+    });
   });
 
   test('full refresh emits everything and scans to start_date whatever the state says', () => {

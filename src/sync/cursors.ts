@@ -5,15 +5,23 @@ import type { ProjectCursor, ResumeMarker } from './state.js';
  * back to scan, and which cursor to save. Pure: no I/O and no clock of its own; the crawler tells
  * it what it saw and when the sync started (as CircleCI's clock saw it).
  *
+ * What a project's cursor holds (see ProjectCursor in state.ts):
+ * - the cursor field (`updated_at`, `created_at`, ...): the newest value emitted, never going
+ *   backwards, so every record a sync emitted is at or before it (what Airbyte's acceptance tests
+ *   and a Singer bookmark expect);
+ * - `signpost`: the sync's start by CircleCI's clock minus a margin, when records newer than that
+ *   were emitted: what changed while the sync ran may have been missed, so the next sync emits
+ *   again from here;
+ * - `unfinished_from` / `rescan_from`: the oldest record that may still change (inside the
+ *   lookback horizon) and its pipeline, so its final state is read again.
+ *
  * Rules (the tests in test/unit-cursors.test.ts hold the module to them):
- * - Emit a record whose cursor value is at or after the saved cursor (the threshold).
- * - Scan pipelines back to the older of (latest emitted − lookback, the pipeline of the oldest
- *   record that may still change), never before start_date. The lookback is counted once.
- * - The next cursor never passes: what was emitted; the oldest record that may still change
- *   (inside the lookback horizon), so its final state is read again; and the signpost, the
- *   sync's start minus a margin, so what changed while the sync ran is read again next time.
- * - A resumed sync did not read again the pipelines its marker names: its cursor stays at or
- *   below what the interrupted sync could vouch for (its own signpost).
+ * - Emit a record whose cursor value is at or after the threshold: the oldest of the cursor,
+ *   the signpost and unfinished_from.
+ * - Scan pipelines back to the older of (newest emitted, no later than the signpost, − lookback)
+ *   and rescan_from, never before start_date. The lookback is counted once.
+ * - A resumed sync did not read again the pipelines its marker names: its signpost stays at or
+ *   below the interrupted sync's.
  */
 
 export const DAY_MS = 86_400_000;
@@ -69,9 +77,7 @@ export class StreamCursor {
   readonly skip?: ResumeMarker;
   /** The cursor the state held when this sync started. */
   private readonly previous?: number;
-  /** The latest value emitted by earlier syncs (above `previous` while a hold is on). */
-  private readonly latestBefore?: number;
-  /** A resumed sync: the interrupted one's bound; this sync's cursor goes no further. */
+  /** A resumed sync: the interrupted one's signpost; this sync's goes no later. */
   private readonly cap?: number;
   private max?: number;
   private oldestOpen?: number;
@@ -84,10 +90,11 @@ export class StreamCursor {
     const { field, startDate, lookbackMs } = settings;
     const incremental = settings.incremental && !!field;
     this.previous = field ? timeIn(saved?.[field]) : undefined;
-    this.latestBefore = timeIn(saved?.latest) ?? this.previous;
-    this.threshold = incremental ? Math.max(startDate, this.previous ?? startDate) : Number.NEGATIVE_INFINITY;
+    const newest = Math.min(this.previous ?? startDate, timeIn(saved?.signpost) ?? INF);
+    const reread = Math.min(newest, timeIn(saved?.unfinished_from) ?? INF);
+    this.threshold = incremental ? Math.max(startDate, reread) : Number.NEGATIVE_INFINITY;
     const rescanFrom = timeIn(saved?.rescan_from) ?? INF;
-    this.floor = incremental ? Math.max(startDate, Math.min((this.latestBefore ?? startDate) - lookbackMs, rescanFrom)) : startDate;
+    this.floor = incremental ? Math.max(startDate, Math.min(newest - lookbackMs, rescanFrom)) : startDate;
     const skip = saved?.resume;
     this.skip = skip;
     if (skip && field) {
@@ -137,16 +144,16 @@ export class StreamCursor {
   final(sign: number): ProjectCursor | undefined {
     const { field } = this.settings;
     if (!field) return undefined;
-    const prev = this.previous ?? Number.NEGATIVE_INFINITY;
-    const reached = Math.min(this.max ?? prev, this.bound(sign));
-    const next = Math.max(prev, Math.min(reached, this.oldestOpen ?? INF));
-    if (!Number.isFinite(next)) return undefined;
-    const cursor: ProjectCursor = { [field]: iso(next) };
-    // While a hold keeps the cursor back, the scan floor still counts from what was emitted.
-    const latest = Math.max(this.latestBefore ?? prev, reached);
-    if (Number.isFinite(latest) && latest > next) cursor.latest = iso(latest);
-    if (this.oldestOpen !== undefined && this.oldestOpenPipeline !== undefined && Number.isFinite(this.oldestOpenPipeline)) {
-      cursor.rescan_from = iso(this.oldestOpenPipeline);
+    const newest = Math.max(this.previous ?? Number.NEGATIVE_INFINITY, this.max ?? Number.NEGATIVE_INFINITY);
+    const bound = this.bound(sign);
+    // A marker of an older version without a bound, and no cursor: nothing can be vouched for.
+    if (!Number.isFinite(newest) || bound === Number.NEGATIVE_INFINITY) return undefined;
+    const cursor: ProjectCursor = { [field]: iso(newest) };
+    // Only what this sync (or the one it resumes) emitted past its start can have been missed.
+    if (this.max !== undefined && this.max > bound) cursor.signpost = iso(bound);
+    if (this.oldestOpen !== undefined && Number.isFinite(this.oldestOpen)) {
+      cursor.unfinished_from = iso(this.oldestOpen);
+      if (this.oldestOpenPipeline !== undefined && Number.isFinite(this.oldestOpenPipeline)) cursor.rescan_from = iso(this.oldestOpenPipeline);
     }
     return cursor;
   }

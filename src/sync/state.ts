@@ -17,12 +17,11 @@ export interface ResumeMarker {
 }
 
 /**
- * A project's position in one stream: `{"updated_at": "..."}` for pipelines,
- * `{"created_at": "...", "rescan_from": "...", "latest": "..."}` for workflows (rescan_from: the
- * oldest pipeline whose workflows may still change; latest: the newest value emitted, kept only
- * while an unfinished workflow holds created_at back, so the scan floor counts the lookback from
- * it), plus `resume` while a sync of the project is unfinished. Jobs (full refresh) keep only
- * `resume`. The rules are in cursors.ts.
+ * A project's position in one stream: the cursor field (`updated_at` for pipelines, `created_at`
+ * for workflows, `_workflow_created_at` for jobs) holds the newest value emitted; `signpost`, the
+ * start of the sync that wrote it (what changed while it ran is read again); `unfinished_from` and
+ * `rescan_from`, the oldest record that may still change and its pipeline; `resume` while a sync
+ * of the project is unfinished. The rules are in cursors.ts.
  */
 export type ProjectCursor = { [key: string]: string | ResumeMarker | undefined; resume?: ResumeMarker };
 /** A stream's state: one cursor per project slug. O(projects), never O(pipelines). */
