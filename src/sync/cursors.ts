@@ -26,8 +26,8 @@ import type { ProjectCursor, ResumeMarker } from './state.js';
 
 export const DAY_MS = 86_400_000;
 /**
- * How far before the sync's start a saved cursor stays: clock skew between CircleCI's servers and
- * the lag before a new record shows in a list. Costs the records changed in that window, read twice.
+ * How far before the sync's start the signpost sits: clock skew between CircleCI's servers and the
+ * lag before a new record shows in a list. Costs the records changed in that window, read twice.
  */
 export const SIGNPOST_MARGIN_MS = 5 * 60_000;
 
@@ -45,7 +45,7 @@ export const cursorValue = (record: Record<string, unknown>, field: string): num
   return Number.isFinite(own) ? own : timeOf(record.created_at);
 };
 
-/** The latest value a cursor may take in a sync that started at `syncStart` (epoch ms, CircleCI's clock). */
+/** The signpost of a sync that started at `syncStart` (epoch ms, CircleCI's clock): the next one emits again from here. */
 export const signpost = (syncStart: number): number => syncStart - SIGNPOST_MARGIN_MS;
 
 const iso = (t: number) => new Date(t).toISOString();
@@ -90,6 +90,7 @@ export class StreamCursor {
     const { field, startDate, lookbackMs } = settings;
     const incremental = settings.incremental && !!field;
     this.previous = field ? timeIn(saved?.[field]) : undefined;
+    // The newest value the previous sync can vouch for, and where the next one emits from.
     const newest = Math.min(this.previous ?? startDate, timeIn(saved?.signpost) ?? INF);
     const reread = Math.min(newest, timeIn(saved?.unfinished_from) ?? INF);
     this.threshold = incremental ? Math.max(startDate, reread) : Number.NEGATIVE_INFINITY;
