@@ -688,22 +688,22 @@ describe('retention', () => {
 });
 
 describe('scale', () => {
-  test('a year of 30 pipelines a day in 3 projects builds fast and pages cheaply', async () => {
-    const started = performance.now();
+  // How fast it builds and pages is the bench's to measure (npm run bench); here, that it works.
+  test('a year of 30 pipelines a day in 3 projects builds, and page 51 holds the right pipelines', async () => {
     const big = new World({ seed: 3, historyDays: 365, pipelinesPerDay: 30 });
-    const built = performance.now() - started;
     expect(big.size()).toBeGreaterThan(30_000);
-    expect(built).toBeLessThan(3000);
     await withServer({ world: big }, async (s) => {
       const first = await call(s, '/project/gh/acme/api/pipeline');
       expect(first.body.items).toHaveLength(20);
       let token: string = first.body.next_page_token;
-      const t = performance.now();
+      let page = first;
       for (let i = 0; i < 50; i++) {
-        const r = await call(s, `/project/gh/acme/api/pipeline?page-token=${token}`);
-        token = r.body.next_page_token;
+        page = await call(s, `/project/gh/acme/api/pipeline?page-token=${token}`);
+        token = page.body.next_page_token;
       }
-      expect((performance.now() - t) / 50).toBeLessThan(50);
+      const newest = big.listPipelines('gh/acme/api')[0].number as number;
+      expect(page.body.items.map((p: Pipeline) => p.number)).toEqual(Array.from({ length: 20 }, (_, i) => newest - 1000 - i));
     });
   });
 });
+
