@@ -24,13 +24,14 @@ export class RateGovernor {
     private readonly onPause?: (untilMs: number) => void,
   ) {}
 
-  /** Waits until a request may start. */
-  async gate(): Promise<void> {
+  /** Waits until a request may start, or until `signal` aborts (a pause may last minutes). */
+  async gate(signal?: AbortSignal): Promise<void> {
     for (;;) {
+      if (signal?.aborted) return;
       const now = Date.now();
       const at = Math.max(this.pauseUntil, this.nextStart);
       if (at <= now) break;
-      await sleep(at - now);
+      await sleep(at - now, signal);
     }
     this.nextStart = Date.now() + this.intervalMs;
   }

@@ -7,6 +7,8 @@ export type Attempt =
   | { kind: 'response'; status: number; headers: Response['headers']; body: unknown; bodyText: string }
   /** A 2xx web page where JSON was expected: base_url points at a website or a login proxy. */
   | { kind: 'html'; status: number }
+  /** An https request redirected to plain http: not followed (the token would travel in clear). */
+  | { kind: 'downgrade'; location: string }
   /** No usable answer: reset, timeout, DNS, or a body that is not JSON (truncated). */
   | { kind: 'failure'; reason: string; status?: number; headers?: Response['headers'] };
 
@@ -15,13 +17,17 @@ const MAX_REDIRECTS = 5;
 
 /**
  * GET `url` with the token in `Circle-Token`. Redirects are followed by hand so that the token
- * is only ever sent to `tokenHost` (the base_url host).
+ * is only ever sent to `tokenOrigin` (scheme, host and port of base_url), and never from https
+ * down to http.
  */
-export async function getJson(url: URL, token: string, tokenHost: string, timeoutMs: number, stop?: AbortSignal): Promise<Attempt> {
+export async function getJson(url: URL, token: string, tokenOrigin: string, timeoutMs: number, stop?: AbortSignal): Promise<Attempt> {
   let target = url;
   for (let hop = 0; ; hop++) {
+    // A listener added to an already aborted signal never fires: check first.
+    if (stop?.aborted) return { kind: 'failure', reason: 'stopped' };
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'source-circleci' };
-    if (target.host === tokenHost) headers['Circle-Token'] = token;
+    // The origin, not URL.host: the host ignores the scheme, and http on the same host is not safe.
+    if (target.origin === tokenOrigin) headers['Circle-Token'] = token;
     let res: Response;
     let bodyText: string;
     // One controller and one timer per attempt: cheaper than AbortSignal.timeout + AbortSignal.any.
@@ -52,7 +58,9 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
     }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
-      target = new URL(location, target);
+      const next = new URL(location, target);
+      if (target.protocol === 'https:' && next.protocol !== 'https:') return { kind: 'downgrade', location: next.href };
+      target = next;
       continue;
     }
     if (bodyText === '' && res.status === 204) return { kind: 'response', status: res.status, headers: res.headers, body: undefined, bodyText };

@@ -59,8 +59,19 @@ export function serverWaitMs(policy: RetryPolicy, headers: Headers, now: number 
   return Math.round(Math.min(Math.max(ms, 0), policy.maxDelayMs * 5) * scale);
 }
 
+/**
+ * Waits `ms`, or until `signal` aborts. An abort listener added after the signal fired never runs,
+ * so an aborted signal ends the wait at once; the listener goes when the wait ends, so thousands of
+ * waits do not pile listeners onto one signal.
+ */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });

@@ -11,6 +11,7 @@ import { Output } from '../protocol/output.js';
 import { registerSecret } from '../redact.js';
 import { STREAMS } from '../streams/index.js';
 import { checkConnection, runSync } from '../sync/engine.js';
+import { dieBy } from './signals.js';
 
 /** The Airbyte face: spec, check, discover, read. Everything on stdout is an AirbyteMessage. */
 
@@ -42,15 +43,28 @@ async function run(action: () => Promise<void>): Promise<void> {
 }
 
 const stop = new AbortController();
+let terminated = false;
+let readerGone = false;
 
 process.on('SIGTERM', () => {
-  if (stop.signal.aborted) return;
+  if (terminated) return;
+  terminated = true;
   // Requests in flight are aborted; projects part-way through get a last checkpoint of what they
   // completed; then the command ends (exit 143). A stuck reader must not keep us alive.
   void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'));
   stop.abort();
   process.exitCode = 143;
   setTimeout(() => process.exit(143), 10_000).unref();
+});
+
+// The reader went away (EPIPE, e.g. `read | head`): nothing more can be delivered, so stop at once
+// and say so with the exit code: the sync did not complete.
+process.stdout.on('error', () => {
+  if (readerGone) return;
+  readerGone = true;
+  out.log('source-circleci: stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
+  stop.abort();
+  process.exitCode = 1;
 });
 
 process.on('uncaughtException', (e) => {
@@ -118,3 +132,5 @@ try {
   await out.flush();
   process.exitCode = 1;
 }
+// After the last checkpoint is out, die by the signal, as a platform watching for it expects.
+if (terminated) dieBy('SIGTERM', 143);
