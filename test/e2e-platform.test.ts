@@ -336,3 +336,21 @@ describe('tap-circleci --test', () => {
     }
   });
 });
+
+describe('the checkpoint chain', () => {
+  test('a checkpoint that fails mid-project fails the sync with its own message, never as an unhandled rejection', async () => {
+    // The engine in a process of its own (test/fixtures/failing-checkpoint.mjs), where an unhandled
+    // rejection is seen as the CLI would meet it; no face lets a test make a checkpoint fail.
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(ROOT, 'test/fixtures/failing-checkpoint.mjs')], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let stdout = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout }));
+    });
+    expect(r.code).toBe(0);
+    const outcome = parseLines(r.stdout)[0];
+    expect(outcome.unhandled).toEqual([]);
+    expect(outcome.rejected).toContain('the destination refused the checkpoint');
+  });
+});

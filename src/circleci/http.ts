@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import fetch, { type Response } from 'node-fetch';
+import { onStop } from './stop.js';
 
 /** One HTTP GET attempt and what came of it. The only module that speaks HTTP. */
 export type Attempt =
@@ -37,8 +38,7 @@ export async function getJson(url: URL, token: string, tokenOrigin: string, time
       timedOut = true;
       abort.abort();
     }, timeoutMs);
-    const onStop = () => abort.abort();
-    stop?.addEventListener('abort', onStop, { once: true });
+    const unhook = onStop(stop, () => abort.abort());
     try {
       res = await fetch(target, {
         headers,
@@ -54,7 +54,7 @@ export async function getJson(url: URL, token: string, tokenOrigin: string, time
       return { kind: 'failure', reason };
     } finally {
       clearTimeout(timer);
-      stop?.removeEventListener('abort', onStop);
+      unhook();
     }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {

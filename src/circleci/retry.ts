@@ -1,3 +1,5 @@
+import { onStop } from './stop.js';
+
 /**
  * The one retry policy: which outcomes are retried, how long to wait, when to give up.
  * Data, not scattered ifs, so it is read in one place and tests can pass their own.
@@ -61,17 +63,16 @@ export function serverWaitMs(policy: RetryPolicy, headers: Headers, now: number 
 
 /**
  * Waits `ms`, or until `signal` aborts. An abort listener added after the signal fired never runs,
- * so an aborted signal ends the wait at once; the listener goes when the wait ends, so thousands of
- * waits do not pile listeners onto one signal.
+ * so an aborted signal ends the wait at once; the hook goes when the wait ends (see stop.ts).
  */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {
       clearTimeout(t);
-      signal?.removeEventListener('abort', done);
+      unhook();
       resolve();
     };
     const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
+    const unhook = onStop(signal, done);
   });
