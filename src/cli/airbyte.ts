@@ -9,6 +9,7 @@ import { parseConfiguredCatalog } from '../protocol/airbyte-catalog.js';
 import { parseAirbyteState } from '../protocol/airbyte-state.js';
 import { Output } from '../protocol/output.js';
 import { registerSecret } from '../redact.js';
+import { packageVersion } from '../resources.js';
 import { STREAMS } from '../streams/index.js';
 import { checkConnection, runSync } from '../sync/engine.js';
 import { dieBy } from './signals.js';
@@ -72,9 +73,19 @@ process.on('uncaughtException', (e) => {
 });
 
 const USAGE = 'Usage: source-circleci spec | check --config FILE | discover --config FILE | read --config FILE --catalog FILE [--state FILE]';
+const COMMANDS = ['spec', 'check', 'discover', 'read'];
+
+/** yargs' own messages lack a full stop ("Missing required argument: catalog"); ours end in one. */
+const sentence = (text: string) => (/[.!?]$/.test(text.trim()) ? text.trim() : `${text.trim()}.`);
 
 try {
-  await yargs(hideBin(process.argv))
+  const argv = hideBin(process.argv);
+  // yargs would call a wrong command an unknown argument, with the options in it.
+  const first = argv[0];
+  if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
+    throw configError(`Unknown command "${first}": the commands are spec, check, discover and read. ${USAGE}`);
+  }
+  await yargs(argv)
   .scriptName('source-circleci')
   .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.')
   .command('spec', 'Print the connector specification', {}, () =>
@@ -121,10 +132,12 @@ try {
   .strict()
   .fail((msg, err) => {
     // Throwing stops yargs before any command runs; the catch below reports it.
-    throw err instanceof ConnectorError ? err : configError(`${msg ?? err?.message} ${USAGE}`);
+    throw err instanceof ConnectorError ? err : configError(`${sentence(msg ?? err?.message ?? 'Wrong arguments')} ${USAGE}`);
   })
   .help()
-  .version(false)
+  .version('version', 'Print the version', `source-circleci ${packageVersion()}`)
+  // No wrapping: at yargs' default width it broke words of the description in two.
+  .wrap(null)
   .parseAsync();
 } catch (e) {
   // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.

@@ -53,8 +53,13 @@ export interface MockOptions {
   faults?: FaultOptions;
   /** Seeds the fault decisions and page-token signatures; default 1. */
   seed?: number;
-  /** Per-token token bucket: capacity perMinute, refilled continuously at perMinute per 60 s. */
-  rateLimit?: { perMinute: number; omitRetryAfter?: boolean };
+  /**
+   * Per-token rate limit of perMinute requests. 'bucket' (default): a token bucket of that capacity
+   * refilled continuously, RateLimit-Reset = seconds until it is full again. 'fixed': windows of
+   * 60 s from the token's first request, the whole quota back at each window's end,
+   * RateLimit-Reset = seconds to the window's end.
+   */
+  rateLimit?: { perMinute: number; omitRetryAfter?: boolean; window?: 'bucket' | 'fixed' };
   /** Omit the next_page_token key on the last page instead of sending null. */
   omitLastPageToken?: boolean;
   /** Workflow and job lookups for pipelines older than this answer 404 Not Found; the pipeline still lists. */
@@ -379,6 +384,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     const cap = Math.max(1, rl.perMinute);
     const perMs = cap / 60_000;
     const nowMs = performance.now();
+    if (rl.window === 'fixed') return takeFromWindow(key, cap, nowMs);
     const b = buckets.get(key) ?? { tokens: cap, lastMs: nowMs };
     b.tokens = Math.min(cap, b.tokens + (nowMs - b.lastMs) * perMs);
     b.lastMs = nowMs;
@@ -397,6 +403,31 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       'X-RateLimit-Reset': String(reset),
     };
     return { headers, limited, retryAfter };
+  };
+
+  const windows = new Map<string, { start: number; used: number }>();
+  /** Fixed windows: the quota comes back all at once when the window ends. */
+  const takeFromWindow = (key: string, cap: number, nowMs: number) => {
+    let w = windows.get(key);
+    if (!w || nowMs - w.start >= 60_000) {
+      // Windows follow each other back to back, as a server with a fixed schedule keeps them.
+      const start = w ? w.start + Math.floor((nowMs - w.start) / 60_000) * 60_000 : nowMs;
+      w = { start, used: 0 };
+      windows.set(key, w);
+    }
+    const limited = w.used >= cap;
+    if (!limited) w.used++;
+    const reset = Math.max(1, Math.ceil((w.start + 60_000 - nowMs) / 1000));
+    const remaining = String(cap - w.used);
+    const headers = {
+      'RateLimit-Limit': String(cap),
+      'RateLimit-Remaining': remaining,
+      'RateLimit-Reset': String(reset),
+      'X-RateLimit-Limit': String(cap),
+      'X-RateLimit-Remaining': remaining,
+      'X-RateLimit-Reset': String(reset),
+    };
+    return { headers, limited, retryAfter: limited ? reset : 0 };
   };
 
   // ----- the server
