@@ -180,7 +180,7 @@ function unreadable(code: string | undefined, message: string): string {
         return `uid ${process.getuid?.() ?? '?'}`;
       }
     })();
-    return `permission denied: the connector runs as the user "${user}" (in the Docker image: "airbyte", not you), which may not read it. ` +
+    return `permission denied. The connector runs as the user "${user}" (in the Docker image: "airbyte", not you), and that user may not read it. ` +
       'Make the file readable by all (chmod a+r FILE) and its folders searchable (chmod a+x DIR).';
   }
   return `${code ?? message}. Check the path.`;

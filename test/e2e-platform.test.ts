@@ -354,3 +354,104 @@ describe('the checkpoint chain', () => {
     expect(outcome.rejected).toContain('the destination refused the checkpoint');
   });
 });
+
+describe('messages a newcomer meets', () => {
+  const traceMessage = (r: { messages: Message[] }) => r.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR')?.trace.error.message ?? '';
+
+  test('--help keeps words whole; --version prints the version on both faces', async () => {
+    // --help is text, not messages: read it raw.
+    const raw = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const c = spawn(process.execPath, [AIRBYTE_CLI, '--help'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.on('close', (code) => resolve({ code, stdout: out }));
+    });
+    expect(raw.code).toBe(0);
+    expect(raw.stdout).toContain('CircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.');
+    const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+    for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci']]) {
+      const v = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const c = spawn(process.execPath, [cli, '--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+        c.on('close', (code) => resolve({ code, stdout: out }));
+      });
+      expect({ code: v.code, stdout: v.stdout }).toEqual({ code: 0, stdout: `${name} ${version}\n` });
+    }
+  });
+
+  test('usage mistakes: whole sentences, and a wrong command is called a wrong command', async () => {
+    const missing = await runCli(AIRBYTE_CLI, ['read', '--config', 'x.json']);
+    expect(traceMessage(missing)).toMatch(/^Missing required argument: catalog\. Usage: /);
+    const wrong = await runCli(AIRBYTE_CLI, ['sync', '--config', 'x.json']);
+    expect(wrong.code).toBe(1);
+    expect(traceMessage(wrong)).toMatch(/^Unknown command "sync": the commands are spec, check, discover and read\. Usage: /);
+  });
+
+  test('an unreadable config names the permission and the user the connector runs as', async () => {
+    const files = tempFiles({ config: configFor(mock.baseUrl) });
+    const { chmodSync } = await import('node:fs');
+    chmodSync(files.config, 0o600);
+    // As root, run the CLI as "nobody" (as the image runs it as "airbyte"); otherwise take the
+    // permission away from ourselves.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) chmodSync(files.config, 0o000);
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const c = spawn(process.execPath, [AIRBYTE_CLI, 'check', '--config', files.config], {
+        stdio: ['ignore', 'pipe', 'ignore'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      });
+      let out = '';
+      c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.on('error', reject);
+      c.on('close', (code) => resolve({ code, stdout: out }));
+    });
+    // check answers FAILED with the reason.
+    const message = parseLines(r.stdout).find((m) => m.type === 'CONNECTION_STATUS')?.connectionStatus.message ?? '';
+    expect(message).toContain(`Cannot read the config file ${files.config}: permission denied.`);
+    expect(message).toMatch(/runs as the user "[^"]+" \(in the Docker image: "airbyte", not you\)/);
+    expect(message).toContain('chmod a+r');
+    expect(message).not.toMatch(/EACCES\. Check the path/);
+  });
+
+  test('check names the real path of a missing project, as read does', async () => {
+    const files = tempFiles({ config: configFor(mock.baseUrl, { project_slugs: ['gh/acme/nope'] }) });
+    const r = await runCli(AIRBYTE_CLI, ['check', '--config', files.config]);
+    const status = r.messages.find((m) => m.type === 'CONNECTION_STATUS')!.connectionStatus;
+    expect(status.status).toBe('FAILED');
+    expect(status.message).toContain('404 on GET /project/gh/acme/nope');
+    expect(status.message).not.toContain('{slug}');
+  });
+
+  test('one raw STATE line passed as --state is explained: pass the array of its "state" objects', async () => {
+    const line = { type: 'STATE', state: { type: 'STREAM', stream: { stream_descriptor: { name: 'pipelines' }, stream_state: {} }, sourceStats: { recordCount: 0 } } };
+    const files = tempFiles({ config: configFor(mock.baseUrl), catalog: ALL_FULL, state: line });
+    const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, '--state', files.state]);
+    expect(r.code).toBe(1);
+    expect(traceMessage(r)).toMatch(/whole STATE line as read prints it.*Pass a JSON array of their "state" objects/);
+  });
+
+  test('"project_slug" gets a did-you-mean', async () => {
+    const { project_slugs: slugs, ...rest } = configFor(mock.baseUrl);
+    const files = tempFiles({ config: { ...rest, project_slug: slugs[0] } });
+    const r = await runCli(AIRBYTE_CLI, ['check', '--config', files.config]);
+    expect(r.messages.find((m) => m.type === 'CONNECTION_STATUS')!.connectionStatus.message).toMatch(/missing "project_slugs" \(it has "project_slug": did you mean "project_slugs"\?\)/);
+  });
+
+  test("the mock's --help is an answer (stdout, exit 0); a port in use is one clear line", async () => {
+    const MOCK_CLI = join(ROOT, 'dist/mock/cli.js');
+    const run = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [MOCK_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      c.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    const help = await run(['--help']);
+    expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^A mock CircleCI API v2/);
+    const busy = await run(['--port', String(mock.port)]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(new RegExp(`^Port ${mock.port} on 127\\.0\\.0\\.1 is already in use.*--port 0 for a free one\\.\\n$`));
+  });
+});
