@@ -170,8 +170,6 @@ export function readJsonFile(path: string, what: string): unknown {
 
 /** Why a file could not be read, and what to do, by the error's code. */
 function unreadable(code: string | undefined, message: string): string {
-  if (code === 'ENOENT') return 'it does not exist. Check the path (inside a container: the path as mounted, e.g. /secrets/config.json).';
-  if (code === 'EISDIR') return 'it is a folder, not a file. Give the path of the JSON file.';
   if (code === 'EACCES' || code === 'EPERM') {
     const user = (() => {
       try {
