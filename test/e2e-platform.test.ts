@@ -455,3 +455,42 @@ describe('messages a newcomer meets', () => {
     expect(busy.stderr).toMatch(new RegExp(`^Port ${mock.port} on 127\\.0\\.0\\.1 is already in use.*--port 0 for a free one\\.\\n$`));
   });
 });
+
+describe('rate limits: a token bucket and fixed windows', () => {
+  // 100 requests per 5 s window (20 a second), so a sync spans a few windows in seconds; 10% of
+  // the quota is more than the requests in flight, as with CircleCI's real quota.
+  const QUOTA = 100;
+  const WINDOW_S = 5;
+  test.each(['fixed', 'bucket'] as const)('%s: at least 90%% of the allowed rate, under 5%% answered 429, every record', async (window) => {
+    const w = new World({ seed: 35, historyDays: 60, pipelinesPerDay: 2, projects: ['gh/acme/api'] });
+    const since = new Date(w.now().getTime() - 60 * DAY);
+    const m = await startMockServer({ world: w, token: TEST_TOKEN, latencyMs: 20, rateLimit: { perMinute: QUOTA, window, windowSeconds: WINDOW_S } });
+    try {
+      const files = tempFiles({ config: { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: since.toISOString(), base_url: m.baseUrl }, catalog: ALL_FULL });
+      // Real waits: the pacing and Retry-After are what is tested.
+      const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog], { env: { SOURCE_CIRCLECI_BACKOFF_SCALE: '1' } });
+      expect(r.code).toBe(0);
+      const truth = w.groundTruth(since);
+      for (const s of STREAMS) expect({ s, n: byKey(s, recordsOf(r.messages, s)).size }).toEqual({ s, n: truth[s].length });
+      const log = m.counters.log;
+      const limited = log.filter((l) => l.status === 429).length;
+      const ok = log.length - limited;
+      expect(ok).toBeGreaterThan(3 * QUOTA); // the sync spans several windows
+      expect({ window, limited, share429: limited / log.length < 0.05 }).toEqual({ window, limited, share429: true });
+      // Pacing spends what is left of the quota over what is left of the window: it never runs
+      // into the window's end (at the bucket's rate it would spend the last 10% ~9 times too fast).
+      if (window === 'fixed') expect({ window, limited }).toEqual({ window, limited: 0 });
+      // Allowed: in fixed windows the quota of every window the sync touched but its last (which
+      // it need not fill); from a full bucket its capacity plus what flows back meanwhile.
+      const t0 = log[0].wallMs;
+      const span = (log.at(-1)!.wallMs - t0) / 1000;
+      const lastWindow = Math.floor(span / WINDOW_S);
+      const allowed = window === 'fixed'
+        ? QUOTA * lastWindow + log.filter((l) => l.status !== 429 && Math.floor((l.wallMs - t0) / 1000 / WINDOW_S) === lastWindow).length
+        : QUOTA + (QUOTA / WINDOW_S) * span;
+      expect({ window, ok, allowed, ofAllowed: Math.min(1, ok / allowed) >= 0.9 }).toEqual({ window, ok, allowed, ofAllowed: true });
+    } finally {
+      await m.close();
+    }
+  });
+});

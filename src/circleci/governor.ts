@@ -1,9 +1,9 @@
 import type { Limiter } from './limiter.js';
-import { sleep } from './retry.js';
+import { onStop } from './stop.js';
 
 type Headers = { get(name: string): string | null };
 
-/** Below this share of the quota, requests are paced at the rate the quota comes back. */
+/** Below this share of the quota, requests are paced so that the quota lasts until it comes back. */
 const PACE_BELOW = 0.1;
 
 /**
@@ -13,10 +13,19 @@ const PACE_BELOW = 0.1;
  */
 export class RateGovernor {
   private pauseUntil = 0;
-  private nextStart = 0;
+  private lastStart = 0;
   private intervalMs = 0;
+  /** Gates waiting for their turn: woken when the pacing loosens (a new window, say). */
+  private readonly waiting = new Set<() => void>();
   private successes = 0;
   private lastDecrease = 0;
+  /** The last rate-limit headers seen: remaining, and when the quota resets (epoch ms). */
+  private last?: { remaining: number; resetAt: number };
+  /**
+   * Whether the quota was seen flowing back before its reset (a token bucket) rather than all at
+   * once when a window ends. Until then the safe assumption is a fixed window.
+   */
+  private continuous = false;
 
   constructor(
     private readonly limiter: Limiter,
@@ -29,11 +38,27 @@ export class RateGovernor {
     for (;;) {
       if (signal?.aborted) return;
       const now = Date.now();
-      const at = Math.max(this.pauseUntil, this.nextStart);
+      // The interval as it is now, not as it was when the previous request started.
+      const at = Math.max(this.pauseUntil, this.lastStart + this.intervalMs);
       if (at <= now) break;
-      await sleep(at - now, signal);
+      await this.wait(at - now, signal);
     }
-    this.nextStart = Date.now() + this.intervalMs;
+    this.lastStart = Date.now();
+  }
+
+  /** Sleeps `ms`, or less when the pacing loosens or `signal` aborts. */
+  private wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        unhook();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiting.add(done);
+      const unhook = onStop(signal, done);
+    });
   }
 
   /** Everyone waits until `ms` from now (a 429's Retry-After applies to the whole token). */
@@ -75,13 +100,30 @@ export class RateGovernor {
     const limit = lowest(['ratelimit-limit', 'x-ratelimit-limit']);
     const remaining = lowest(['ratelimit-remaining', 'x-ratelimit-remaining']);
     let reset = lowest(['ratelimit-reset', 'x-ratelimit-reset']);
-    if (limit === undefined || remaining === undefined || reset === undefined || limit <= 0) {
-      this.intervalMs = 0;
-      return;
-    }
-    if (reset > 1e9) reset = Math.max(0, reset - Date.now() / 1000); // an epoch, not seconds to go
-    // The spent part of the quota (limit - remaining) comes back within `reset` seconds: pacing at
-    // that rate spends the quota as fast as it returns, never faster.
-    this.intervalMs = remaining <= limit * PACE_BELOW ? Math.min((reset * 1000) / Math.max(limit - remaining, 1), 60_000) : 0;
+    if (limit === undefined || remaining === undefined || reset === undefined || limit <= 0) return this.setInterval(0);
+    const now = Date.now();
+    if (reset > 1e9) reset = Math.max(0, reset - now / 1000); // an epoch, not seconds to go
+    const resetAt = now + reset * 1000;
+    // More quota than before, with the reset no later (a new window would move it a window on),
+    // by more than requests in flight can explain (answers overtaking each other): it flows back.
+    if (this.last && remaining > this.last.remaining + this.limiter.current && resetAt <= this.last.resetAt + 1500) this.continuous = true;
+    this.last = { remaining, resetAt };
+    this.setInterval(remaining > limit * PACE_BELOW ? 0 : this.paceMs(limit, remaining, reset));
+  }
+
+  private setInterval(ms: number): void {
+    const before = this.intervalMs;
+    this.intervalMs = ms;
+    if (ms < before) for (const wake of [...this.waiting]) wake();
+  }
+
+  private paceMs(limit: number, remaining: number, reset: number): number {
+    // A bucket: the spent part (limit - remaining) comes back within `reset` seconds, so pacing at
+    // that rate spends the quota as fast as it returns. A fixed window: nothing comes back until
+    // the reset, so what remains is spread over the time left (at the bucket's rate the last 10%
+    // would go about nine times too fast, and the window would end in 429s).
+    // Never wait past the reset itself: the quota is back by then in either model.
+    const share = this.continuous ? limit - remaining : remaining;
+    return Math.min((reset * 1000) / Math.max(share, 1), reset * 1000, 60_000);
   }
 }
