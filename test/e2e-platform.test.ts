@@ -235,7 +235,7 @@ describe('redirects', () => {
     }
   });
 
-  test('same host, another scheme or port is another origin: followed without the token', async () => {
+  test('another port on the same host is another origin: followed without the token', async () => {
     const seen: http.IncomingHttpHeaders[] = [];
     const other = await front((_n, req, res, pass) => {
       seen.push(req.headers);
@@ -248,7 +248,7 @@ describe('redirects', () => {
     try {
       const files = tempFiles({ config: configFor(base.baseUrl, { project_slugs: [world.projectSlugs()[0]] }), catalog: configuredCatalog({ pipelines: 'full_refresh' }) });
       const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
-      // The mock refuses requests without the token: the answer is a 401, reported as such.
+      // The mock refuses requests without the token: the read fails, and no request there carried it.
       expect(seen.length).toBeGreaterThan(0);
       for (const h of seen) expect(h['circle-token']).toBeUndefined();
       expect(r.code).not.toBe(0);
@@ -491,6 +491,33 @@ describe('rate limits: a token bucket and fixed windows', () => {
       expect({ window, ok, allowed, ofAllowed: Math.min(1, ok / allowed) >= 0.9 }).toEqual({ window, ok, allowed, ofAllowed: true });
     } finally {
       await m.close();
+    }
+  });
+});
+
+describe('a replication-key that is not the stream\'s', () => {
+  test('stops the run with an error naming the stream and its valid key (or that it has none), on every stream', async () => {
+    const discovered = parseLines((await new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, [SINGER_CLI, '--discover'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.on('close', () => resolve(out));
+    })))[0];
+    for (const entry of discovered.streams) {
+      const name = entry.tap_stream_id as string;
+      const catalog = structuredClone(discovered);
+      const valid: string[] | undefined = entry.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata['valid-replication-keys'];
+      for (const e of catalog.streams) {
+        const root = e.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata;
+        root.selected = e.tap_stream_id === name;
+        if (e.tap_stream_id === name) root['replication-key'] = 'not_a_field';
+      }
+      const files = tempFiles({ config: configFor(mock.baseUrl), catalog });
+      const r = await runCli(SINGER_CLI, ['--config', files.config, '--catalog', files.catalog]);
+      expect({ name, code: r.code, records: r.messages.filter((m) => m.type === 'RECORD').length }).toEqual({ name, code: 1, records: 0 });
+      expect(r.stderr).toContain(`CRITICAL tap-circleci: Stream "${name}"`);
+      expect(r.stderr).toContain('"not_a_field"');
+      expect(r.stderr).toContain(valid ? `Set it to "${valid[0]}"` : 'has no replication key');
     }
   });
 });

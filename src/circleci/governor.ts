@@ -19,13 +19,13 @@ export class RateGovernor {
   private readonly waiting = new Set<() => void>();
   private successes = 0;
   private lastDecrease = 0;
-  /** The last rate-limit headers seen: remaining, and when the quota resets (epoch ms). */
-  private last?: { remaining: number; resetAt: number };
+  /** The last rate-limit headers seen: remaining, when the quota resets, when seen (epoch ms). */
+  private last?: { remaining: number; resetAt: number; at: number };
   /**
-   * Whether the quota was seen flowing back before its reset (a token bucket) rather than all at
-   * once when a window ends. Until then the safe assumption is a fixed window.
+   * How the quota comes back, as seen so far: 'bucket' when it flowed back before its reset,
+   * 'window' when a second passed with none back (all of it returns when the window ends).
    */
-  private continuous = false;
+  private model: 'unknown' | 'window' | 'bucket' = 'unknown';
 
   constructor(
     private readonly limiter: Limiter,
@@ -104,10 +104,13 @@ export class RateGovernor {
     const now = Date.now();
     if (reset > 1e9) reset = Math.max(0, reset - now / 1000); // an epoch, not seconds to go
     const resetAt = now + reset * 1000;
-    // More quota than before, with the reset no later (a new window would move it a window on),
-    // by more than requests in flight can explain (answers overtaking each other): it flows back.
-    if (this.last && remaining > this.last.remaining + this.limiter.current && resetAt <= this.last.resetAt + 1500) this.continuous = true;
-    this.last = { remaining, resetAt };
+    if (this.last && resetAt <= this.last.resetAt + 1500) {
+      // Same window (a new one would move the reset a window on). More quota than before, by more
+      // than requests in flight can explain (answers overtaking each other): it flows back.
+      if (remaining > this.last.remaining + this.limiter.running) this.model = 'bucket';
+      else if (this.model === 'unknown' && remaining <= this.last.remaining && now - this.last.at >= 1000) this.model = 'window';
+    }
+    this.last = { remaining, resetAt, at: now };
     this.setInterval(remaining > limit * PACE_BELOW ? 0 : this.paceMs(limit, remaining, reset));
   }
 
@@ -122,8 +125,9 @@ export class RateGovernor {
     // that rate spends the quota as fast as it returns. A fixed window: nothing comes back until
     // the reset, so what remains is spread over the time left (at the bucket's rate the last 10%
     // would go about nine times too fast, and the window would end in 429s).
-    // Never wait past the reset itself: the quota is back by then in either model.
-    const share = this.continuous ? limit - remaining : remaining;
-    return Math.min((reset * 1000) / Math.max(share, 1), reset * 1000, 60_000);
+    // Never wait past the reset itself: the quota is back by then in either model. While the model
+    // is unknown, wait at most a second: the next answer tells whether any came back meanwhile.
+    const share = this.model === 'bucket' ? limit - remaining : remaining;
+    return Math.min((reset * 1000) / Math.max(share, 1), reset * 1000, this.model === 'unknown' ? 1000 : 60_000);
   }
 }

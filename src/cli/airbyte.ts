@@ -50,8 +50,9 @@ let readerGone = false;
 process.on('SIGTERM', () => {
   if (terminated) return;
   terminated = true;
-  // Requests in flight are aborted; projects part-way through get a last checkpoint of what they
-  // completed; then the command ends (exit 143). A stuck reader must not keep us alive.
+  // Requests in flight and waits are aborted; projects part-way through get a last checkpoint of
+  // what they completed; then the process dies by the signal (below). A stuck reader must not keep
+  // us alive.
   void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'));
   stop.abort();
   process.exitCode = 143;
