@@ -1,16 +1,17 @@
 /**
  * What platforms and networks do to a running sync (issue #11): SIGTERM during a rate-limit pause,
  * a reader that closes stdout, dying by the signal, redirects that change scheme or origin, a DNS
- * blip mid-sync, and `--test` checkpoints. Each test spawns the real CLI against the mock (or a
- * small scripted server) on loopback addresses.
+ * blip mid-sync (through a stub resolver preloaded into the CLI: test/fixtures/dns-stub.mjs),
+ * `--test` checkpoints, a failing checkpoint, the messages a newcomer meets, a wrong
+ * replication-key, and rate limits as a token bucket and in fixed windows. Each test spawns the
+ * real CLI against the mock (or a small scripted server) on loopback addresses.
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -390,7 +391,6 @@ describe('messages a newcomer meets', () => {
 
   test('an unreadable config names the permission and the user the connector runs as', async () => {
     const files = tempFiles({ config: configFor(mock.baseUrl) });
-    const { chmodSync } = await import('node:fs');
     chmodSync(files.config, 0o600);
     // As root, run the CLI as "nobody" (as the image runs it as "airbyte"); otherwise take the
     // permission away from ourselves.

@@ -75,15 +75,15 @@ const perMinute = num('rate-limit');
 let server: Awaited<ReturnType<typeof startMockServer>>;
 try {
   server = await startMockServer({
-  world,
-  token,
-  port,
-  latencyMs: num('latency', 0),
-  pageSize: num('page-size'),
-  jobPageSize: num('job-page-size'),
-  seed: num('seed', 1),
-  clockRate: num('clock-rate', 0),
-  rateLimit: perMinute ? { perMinute, window } : undefined,
+    world,
+    token,
+    port,
+    latencyMs: num('latency', 0),
+    pageSize: num('page-size'),
+    jobPageSize: num('job-page-size'),
+    seed: num('seed', 1),
+    clockRate: num('clock-rate', 0),
+    rateLimit: perMinute ? { perMinute, window } : undefined,
   });
 } catch (e) {
   const code = (e as NodeJS.ErrnoException).code;
