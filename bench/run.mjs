@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: the connector's performance against the bundled mock CircleCI API.
  *
- *   npm run bench [-- --scenario all|latency|ratelimit|throughput|memory|history[,...]] [--quick]
+ *   npm run bench [-- --scenario all|latency|ratelimit|window|throughput|memory|history[,...]] [--quick]
  *                    [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]
  *
  * The mock (dist-dev/mock) runs in this process; the connector is the real CLI (dist/cli/airbyte.js
@@ -14,6 +14,8 @@
  *  latency     50 ms a request, ~6,000 requests, at --concurrency (16) and at max_concurrency 1:
  *              >= 12x faster than max_concurrency 1, >= 80% of requests x latency / concurrency.
  *  ratelimit   the mock's token bucket at 600 requests a minute: >= 90% of that rate, < 5% 429s.
+ *  window      the same quota in fixed windows (all of it back at each minute's end, RateLimit-Reset
+ *              = seconds to the window's end): >= 90% of each window's quota used, < 5% 429s.
  *  throughput  no latency: >= 20,000 records a second.
  *  memory      the same read over 30 and 300 days of history: peak RSS < 200 MB, growth < 50%.
  *  history     (issue #10) 3 projects x 90 days x 20 pipelines a day, all three streams incremental:
@@ -55,7 +57,7 @@ const option = (name, fallback) => {
   if (i < 0) return fallback;
   return argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1];
 };
-const ALL = ['latency', 'ratelimit', 'throughput', 'memory', 'history'];
+const ALL = ['latency', 'ratelimit', 'window', 'throughput', 'memory', 'history'];
 /** Not part of "all": a diagnostic of what this machine allows at all. */
 const EXTRA = ['ceiling', 'projects'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
@@ -71,7 +73,7 @@ if (flag('help')) usage('');
 
 function usage(problem) {
   if (problem) console.error(problem);
-  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|throughput|memory|history|ceiling|projects[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|window|throughput|memory|history|ceiling|projects[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
   process.exit(problem ? 2 : 0);
 }
 
@@ -472,6 +474,73 @@ async function rateLimitScenario() {
   results.ratelimit = { perMinute, latencyMs, ...out };
 }
 
+/**
+ * The quota in fixed windows: back-to-back minutes from the token's first request, the whole quota
+ * back at each window's end. Allowed = the quota of every window the read spent time in, except
+ * the last one, which it need not fill (its answers there count as allowed), and except a window
+ * the bench used up before the read started.
+ */
+async function windowScenario() {
+  const perMinute = 600;
+  const latencyMs = 50;
+  const variants = [
+    { key: 'fresh', title: 'fresh window', d: QUICK ? { days: 22, perDay: 4 } : { days: 34, perDay: 4 } },
+    { key: 'spent', title: 'window already spent', d: QUICK ? { days: 6, perDay: 4 } : { days: 17, perDay: 4 } },
+  ];
+  console.log(`\n## 2b. Rate limit in fixed windows: ${perMinute} requests a minute per token, all back at the minute's end, ${latencyMs} ms a request, default max_concurrency\n`);
+  console.log('RateLimit-Reset is the seconds to the window\'s end, Retry-After the same on a 429. Windows follow each other from the token\'s first request.');
+  console.log('- fresh window: the read\'s first request opens the first window.');
+  console.log('- window already spent: the bench first uses up the window (requests to /me until the first 429); the read starts in it and must wait for its end.');
+  console.log('Allowed = the quota of each window the read spent time in, except the last (which it need not fill: its answers there count as allowed) and the spent one.\n');
+  const rows = [];
+  const out = {};
+  for (const v of variants) {
+    const data = dataset(v.d);
+    const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs, rateLimit: { perMinute, window: 'fixed' }, ...PAGE });
+    let r;
+    let drained = 0;
+    let windowStart;
+    try {
+      if (v.key === 'spent') {
+        windowStart = Date.now();
+        drained = await drainBucket(mock, perMinute);
+      }
+      r = await read(mock, data, { maxConcurrency: undefined, timeoutMs: QUICK ? 200_000 : 300_000 });
+      checkRun(r, `window, ${v.title}`);
+      windowStart ??= mock.counters.log[0]?.wallMs - latencyMs;
+    } finally {
+      await mock.close();
+    }
+    const log = mock.counters.log;
+    const windowOf = (l) => Math.floor((l.wallMs - latencyMs - windowStart) / 60_000);
+    const perWindow = new Map();
+    for (const l of log) {
+      const w = perWindow.get(windowOf(l)) ?? { ok: 0, limited: 0 };
+      if (l.status === 429) w.limited++;
+      else w.ok++;
+      perWindow.set(windowOf(l), w);
+    }
+    const first = v.key === 'spent' ? 1 : 0;
+    const last = Math.max(...perWindow.keys());
+    const ok = r.requests - r.limited;
+    const okFrom = [...perWindow].filter(([w]) => w >= first).reduce((a, [, x]) => a + x.ok, 0);
+    const allowed = perMinute * Math.max(0, last - first) + (perWindow.get(last)?.ok ?? 0);
+    const share429 = r.limited / r.requests;
+    rows.push([v.title, data.label, f0(r.requests), f0(r.limited), pct(share429), f1(r.wall), [...perWindow].sort(([a], [b]) => a - b).map(([, x]) => x.ok).join(' / '), pct(Math.min(1, okFrom / allowed))]);
+    out[v.key] = { dataset: { ...v.d, ...data.expected }, drained, run: r, allowed, ofAllowed: okFrom / allowed, share429, perWindow: Object.fromEntries(perWindow), ok };
+    target(`window (${v.title}): share of each window's quota used`, pct(Math.min(1, okFrom / allowed)), '≥ 90%', okFrom / allowed >= 0.9);
+    target(`window (${v.title}): requests answered 429`, pct(share429), '< 5%', share429 < 0.05);
+  }
+  table(['start', 'dataset', 'requests', '429', '429 share', 'wall s', 'answered 200 per window', 'of allowed'], rows);
+  console.log('');
+  for (const v of variants) {
+    const { run: r, drained } = out[v.key];
+    console.log(`  ${v.title}${drained ? ` (${drained} requests spent first)` : ''}: the connector logged ${r.notes.rateLimitedWarn} "rate limited" retries and ${r.notes.rateLimitedStatus} RATE_LIMITED stream statuses`);
+    describeRun(r);
+  }
+  results.window = { perMinute, latencyMs, ...out };
+}
+
 async function throughputScenario() {
   const d = QUICK ? { days: 60, perDay: 10 } : { days: 150, perDay: 10 };
   console.log('\n## 3. Throughput: no latency, default max_concurrency\n');
@@ -738,6 +807,7 @@ console.log(`Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model
 try {
   if (chosen.includes('latency')) await latencyScenario();
   if (chosen.includes('ratelimit')) await rateLimitScenario();
+  if (chosen.includes('window')) await windowScenario();
   if (chosen.includes('throughput')) await throughputScenario();
   if (chosen.includes('memory')) await memoryScenario();
   if (chosen.includes('history')) await historyScenario();

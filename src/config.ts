@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isIPv4 } from 'node:net';
 import { configError } from './errors.js';
@@ -36,10 +37,30 @@ const FIXES: Record<string, string> = {
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
 
+/** Edit distance, for "did you mean": a key one or two keystrokes from a setting is a typo of it. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** The setting an unknown key was probably meant to be ("project_slug" → "project_slugs"). */
+function meant(key: string): string | undefined {
+  const k = key.toLowerCase().replace(/[-\s]/g, '_');
+  return Object.keys(spec.properties).find((p) => distance(k, p) <= 2);
+}
+
 function describe(e: ErrorObject, input: Record<string, unknown>): string {
   const field = e.instancePath.split('/')[1] ?? (e.params as { missingProperty?: string }).missingProperty ?? '';
   const fix = FIXES[field] ? `: ${FIXES[field]}` : '';
-  if (e.keyword === 'required') return `Config is missing "${field}"${fix}.`;
+  if (e.keyword === 'required') {
+    const typo = Object.keys(input).find((k) => !(k in spec.properties) && meant(k) === field);
+    return `Config is missing "${field}"${typo ? ` (it has "${typo}": did you mean "${field}"?)` : ''}${fix}.`;
+  }
   // A person should not have to read spec.json's regular expression.
   if (e.keyword === 'pattern') return `Config field "${field}" is not in the expected form (${JSON.stringify(input[field])})${fix}.`;
   return `Config field "${field}"${e.instancePath.split('/').length > 2 ? ` (${e.instancePath.slice(1)})` : ''} ${e.message}${fix}.`;
@@ -87,7 +108,10 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
 
   const warnings: string[] = [];
   const unknown = Object.keys(input).filter((k) => !(k in spec.properties));
-  if (unknown.length) warnings.push(`Config has unknown keys that are ignored: ${unknown.join(', ')}. Check them for typos.`);
+  if (unknown.length) {
+    const named = unknown.map((k) => (meant(k) ? `${k} (did you mean ${meant(k)}?)` : k));
+    warnings.push(`Config has unknown keys that are ignored: ${named.join(', ')}. Check them for typos.`);
+  }
 
   const projectSlugs = [...new Set((input.project_slugs as string[]).map(normaliseSlug))];
 
@@ -132,7 +156,7 @@ export function readJsonFile(path: string, what: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw configError(`Cannot read the ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Check the path.`);
+    throw configError(`Cannot read the ${what} file ${path}: ${unreadable((e as NodeJS.ErrnoException).code, (e as Error).message)}`);
   }
   try {
     return JSON.parse(text);
@@ -142,6 +166,22 @@ export function readJsonFile(path: string, what: string): unknown {
     const where = pos ? ` at line ${lineOf(text, Number(pos[1]))}` : '';
     throw configError(`The ${what} file ${path} is not valid JSON${where}. Fix its syntax.`);
   }
+}
+
+/** Why a file could not be read, and what to do, by the error's code. */
+function unreadable(code: string | undefined, message: string): string {
+  if (code === 'EACCES' || code === 'EPERM') {
+    const user = (() => {
+      try {
+        return userInfo().username;
+      } catch {
+        return `uid ${process.getuid?.() ?? '?'}`;
+      }
+    })();
+    return `permission denied. The connector runs as the user "${user}" (in the Docker image: "airbyte", not you), and that user may not read it. ` +
+      'Make the file readable by all (chmod a+r FILE) and its folders searchable (chmod a+x DIR).';
+  }
+  return `${code ?? message}. Check the path.`;
 }
 
 const lineOf = (text: string, pos: number) => text.slice(0, pos).split('\n').length;

@@ -65,12 +65,48 @@ describe('the rate governor', () => {
     await g.gate();
     await g.gate();
     expect(Date.now() - t).toBeLessThan(50);
-    // 5 left of 100 (the lower of the two families), the 95 spent come back within 9.5 s: one request every 100 ms.
-    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '5', 'x-ratelimit-remaining': '7', 'ratelimit-reset': '9.5' }));
+    // 8 left of 100 (the lower of the two families), reset in 1.6 s. Nothing says the quota flows
+    // back before then, so it may come back only at the reset (a fixed window): the 8 are spread
+    // over the 1.6 s, one every 200 ms.
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '8', 'x-ratelimit-remaining': '9', 'ratelimit-reset': '1.6' }));
     await g.gate();
     t = Date.now();
     await g.gate();
     await g.gate();
+    expect(Date.now() - t).toBeGreaterThanOrEqual(390);
+  });
+
+  test('once the quota is seen flowing back before its reset (a token bucket), it is paced at the rate it returns', async () => {
+    const g = new RateGovernor(new Limiter(4), 4);
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '0', 'ratelimit-reset': '10' }));
+    // 9 more than before (more than the 4 in flight can explain), and the reset no later: it flows
+    // back. The 95 spent come back within 9.5 s: one request every 100 ms, not every 1.9 s.
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '5', 'ratelimit-reset': '9.5' }));
+    await g.gate();
+    const t = Date.now();
+    await g.gate();
+    await g.gate();
     expect(Date.now() - t).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - t).toBeLessThan(1900);
+  });
+
+  test('a gate waiting out a slow pace starts at once when the quota comes back, and wakes on abort', async () => {
+    const g = new RateGovernor(new Limiter(4), 4);
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '1', 'ratelimit-reset': '60' }));
+    await g.gate();
+    let passed = false;
+    const waiting = g.gate().then(() => (passed = true));
+    await new Promise((r) => setImmediate(r));
+    expect(passed).toBe(false);
+    // A new window: the whole quota is back.
+    g.observe(200, headers({ 'ratelimit-limit': '100', 'ratelimit-remaining': '99', 'ratelimit-reset': '60' }));
+    await waiting;
+    expect(passed).toBe(true);
+    // A pause of minutes ends at once when the sync is stopped.
+    const stop = new AbortController();
+    g.pause(300_000);
+    const paused = g.gate(stop.signal);
+    stop.abort();
+    await paused;
   });
 });

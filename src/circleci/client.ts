@@ -1,4 +1,5 @@
 import { ConnectorError, configError, transientError } from '../errors.js';
+import { DEFAULT_BASE_URL } from '../config.js';
 import { registerSecret } from '../redact.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
@@ -80,13 +81,13 @@ export class CircleCIClient {
   private readonly limiter: Limiter;
   private readonly governor: RateGovernor;
   private readonly policy: RetryPolicy;
-  private readonly tokenHost: string;
+  private readonly tokenOrigin: string;
 
   constructor(private readonly opts: ClientOptions) {
     this.limiter = new Limiter(opts.maxConcurrency);
     this.governor = new RateGovernor(this.limiter, opts.maxConcurrency, opts.onRateLimited);
     this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
-    this.tokenHost = new URL(opts.baseUrl).host;
+    this.tokenOrigin = new URL(opts.baseUrl).origin;
     registerSecret(opts.token);
   }
 
@@ -101,16 +102,24 @@ export class CircleCIClient {
     for (let attempt = 1; ; attempt++) {
       const stop = this.opts.signal;
       const result: Attempt = await this.limiter.run(async () => {
-        await this.governor.gate();
-        return getJson(url, this.opts.token, this.tokenHost, this.policy.timeoutMs, stop);
+        await this.governor.gate(stop);
+        if (stop?.aborted) return { kind: 'failure', reason: 'stopped' } as const;
+        return getJson(url, this.opts.token, this.tokenOrigin, this.policy.timeoutMs, stop);
       }, priority);
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
-      if (this.firstAnswerAt === undefined && result.kind !== 'html' && result.headers) this.firstAnswerAt = dateOf(result.headers) ?? Date.now();
+      if (this.firstAnswerAt === undefined && (result.kind === 'response' || result.kind === 'failure') && result.headers) this.firstAnswerAt = dateOf(result.headers) ?? Date.now();
       if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
-      if (result.kind === 'failure' && result.reason === 'ENOTFOUND') {
-        throw configError(`The host of base_url (${this.tokenHost}) does not exist (DNS lookup failed). Check base_url (${this.opts.baseUrl}).`, 'ENOTFOUND');
+      if (result.kind === 'downgrade') {
+        throw configError(
+          `GET ${path} was redirected from https to plain http (${result.location}); not followed, so the token does not travel unencrypted. ` +
+            `Check base_url (${this.opts.baseUrl}): it should be the server's https address, and the server should not redirect it to http.`,
+          'redirect from https to http',
+        );
       }
+      // A failed lookup before anything answered: the host is wrong, or this machine has no network.
+      // Once something has answered, it is a blip (DNS hiccup, resolver restart) and retried below.
+      if (result.kind === 'failure' && DNS_FAILURES.has(result.reason) && this.firstAnswerAt === undefined) throw this.unreachable(result.reason);
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
       if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
@@ -133,6 +142,19 @@ export class CircleCIClient {
       if (rateLimited) this.governor.pause(waitMs);
       else await sleep(waitMs, stop);
     }
+  }
+
+  private unreachable(reason: string): ConnectorError {
+    const host = new URL(this.opts.baseUrl).hostname;
+    if (this.opts.baseUrl === DEFAULT_BASE_URL) {
+      return transientError(
+        `${host} cannot be reached from this machine: looking up its address failed (${reason}). ` +
+          'Check that this machine (or the container or Airbyte network it runs in) can reach the internet, and its DNS and proxy settings; then run again.',
+        reason,
+      );
+    }
+    if (reason === 'ENOTFOUND') return configError(`The host of base_url (${host}) does not exist (DNS lookup failed). Check base_url (${this.opts.baseUrl}).`, reason);
+    return transientError(`Looking up the host of base_url (${host}) failed (${reason}): this machine's DNS did not answer. Check its network and DNS settings, then run again.`, reason);
   }
 
   /** Every page of a list, following next_page_token (missing, null or empty = last page). */
@@ -158,6 +180,9 @@ export class CircleCIClient {
     } while (pageToken !== undefined);
   }
 }
+
+/** getaddrinfo's "no such host" and "try again". */
+const DNS_FAILURES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
 
 const dateOf = (headers: { get(name: string): string | null }): number | undefined => {
   const t = Date.parse(headers.get('date') ?? '');

@@ -1,9 +1,9 @@
 import type { Limiter } from './limiter.js';
-import { sleep } from './retry.js';
+import { onStop } from './stop.js';
 
 type Headers = { get(name: string): string | null };
 
-/** Below this share of the quota, requests are paced at the rate the quota comes back. */
+/** Below this share of the quota, requests are paced so that the quota lasts until it comes back. */
 const PACE_BELOW = 0.1;
 
 /**
@@ -13,10 +13,19 @@ const PACE_BELOW = 0.1;
  */
 export class RateGovernor {
   private pauseUntil = 0;
-  private nextStart = 0;
+  private lastStart = 0;
   private intervalMs = 0;
+  /** Gates waiting for their turn: woken when the pacing loosens (a new window, say). */
+  private readonly waiting = new Set<() => void>();
   private successes = 0;
   private lastDecrease = 0;
+  /** The last rate-limit headers seen: remaining, when the quota resets, when seen (epoch ms). */
+  private last?: { remaining: number; resetAt: number; at: number };
+  /**
+   * How the quota comes back, as seen so far: 'bucket' when it flowed back before its reset,
+   * 'window' when a second passed with none back (all of it returns when the window ends).
+   */
+  private model: 'unknown' | 'window' | 'bucket' = 'unknown';
 
   constructor(
     private readonly limiter: Limiter,
@@ -24,15 +33,32 @@ export class RateGovernor {
     private readonly onPause?: (untilMs: number) => void,
   ) {}
 
-  /** Waits until a request may start. */
-  async gate(): Promise<void> {
+  /** Waits until a request may start, or until `signal` aborts (a pause may last minutes). */
+  async gate(signal?: AbortSignal): Promise<void> {
     for (;;) {
+      if (signal?.aborted) return;
       const now = Date.now();
-      const at = Math.max(this.pauseUntil, this.nextStart);
+      // The interval as it is now, not as it was when the previous request started.
+      const at = Math.max(this.pauseUntil, this.lastStart + this.intervalMs);
       if (at <= now) break;
-      await sleep(at - now);
+      await this.wait(at - now, signal);
     }
-    this.nextStart = Date.now() + this.intervalMs;
+    this.lastStart = Date.now();
+  }
+
+  /** Sleeps `ms`, or less when the pacing loosens or `signal` aborts. */
+  private wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        unhook();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiting.add(done);
+      const unhook = onStop(signal, done);
+    });
   }
 
   /** Everyone waits until `ms` from now (a 429's Retry-After applies to the whole token). */
@@ -74,13 +100,34 @@ export class RateGovernor {
     const limit = lowest(['ratelimit-limit', 'x-ratelimit-limit']);
     const remaining = lowest(['ratelimit-remaining', 'x-ratelimit-remaining']);
     let reset = lowest(['ratelimit-reset', 'x-ratelimit-reset']);
-    if (limit === undefined || remaining === undefined || reset === undefined || limit <= 0) {
-      this.intervalMs = 0;
-      return;
+    if (limit === undefined || remaining === undefined || reset === undefined || limit <= 0) return this.setInterval(0);
+    const now = Date.now();
+    if (reset > 1e9) reset = Math.max(0, reset - now / 1000); // an epoch, not seconds to go
+    const resetAt = now + reset * 1000;
+    if (this.last && resetAt <= this.last.resetAt + 1500) {
+      // Same window (a new one would move the reset a window on). More quota than before, by more
+      // than requests in flight can explain (answers overtaking each other): it flows back.
+      if (remaining > this.last.remaining + this.limiter.running) this.model = 'bucket';
+      else if (this.model === 'unknown' && remaining <= this.last.remaining && now - this.last.at >= 1000) this.model = 'window';
     }
-    if (reset > 1e9) reset = Math.max(0, reset - Date.now() / 1000); // an epoch, not seconds to go
-    // The spent part of the quota (limit - remaining) comes back within `reset` seconds: pacing at
-    // that rate spends the quota as fast as it returns, never faster.
-    this.intervalMs = remaining <= limit * PACE_BELOW ? Math.min((reset * 1000) / Math.max(limit - remaining, 1), 60_000) : 0;
+    this.last = { remaining, resetAt, at: now };
+    this.setInterval(remaining > limit * PACE_BELOW ? 0 : this.paceMs(limit, remaining, reset));
+  }
+
+  private setInterval(ms: number): void {
+    const before = this.intervalMs;
+    this.intervalMs = ms;
+    if (ms < before) for (const wake of [...this.waiting]) wake();
+  }
+
+  private paceMs(limit: number, remaining: number, reset: number): number {
+    // A bucket: the spent part (limit - remaining) comes back within `reset` seconds, so pacing at
+    // that rate spends the quota as fast as it returns. A fixed window: nothing comes back until
+    // the reset, so what remains is spread over the time left (at the bucket's rate the last 10%
+    // would go about nine times too fast, and the window would end in 429s).
+    // Never wait past the reset itself: the quota is back by then in either model. While the model
+    // is unknown, wait at most a second: the next answer tells whether any came back meanwhile.
+    const share = this.model === 'bucket' ? limit - remaining : remaining;
+    return Math.min((reset * 1000) / Math.max(share, 1), reset * 1000, this.model === 'unknown' ? 1000 : 60_000);
   }
 }

@@ -1,12 +1,15 @@
 import http from 'node:http';
 import https from 'node:https';
 import fetch, { type Response } from 'node-fetch';
+import { onStop } from './stop.js';
 
 /** One HTTP GET attempt and what came of it. The only module that speaks HTTP. */
 export type Attempt =
   | { kind: 'response'; status: number; headers: Response['headers']; body: unknown; bodyText: string }
   /** A 2xx web page where JSON was expected: base_url points at a website or a login proxy. */
   | { kind: 'html'; status: number }
+  /** An https request redirected to plain http: not followed (the token would travel in clear). */
+  | { kind: 'downgrade'; location: string }
   /** No usable answer: reset, timeout, DNS, or a body that is not JSON (truncated). */
   | { kind: 'failure'; reason: string; status?: number; headers?: Response['headers'] };
 
@@ -15,13 +18,17 @@ const MAX_REDIRECTS = 5;
 
 /**
  * GET `url` with the token in `Circle-Token`. Redirects are followed by hand so that the token
- * is only ever sent to `tokenHost` (the base_url host).
+ * is only ever sent to `tokenOrigin` (scheme, host and port of base_url), and never from https
+ * down to http.
  */
-export async function getJson(url: URL, token: string, tokenHost: string, timeoutMs: number, stop?: AbortSignal): Promise<Attempt> {
+export async function getJson(url: URL, token: string, tokenOrigin: string, timeoutMs: number, stop?: AbortSignal): Promise<Attempt> {
   let target = url;
   for (let hop = 0; ; hop++) {
+    // A listener added to an already aborted signal never fires: check first.
+    if (stop?.aborted) return { kind: 'failure', reason: 'stopped' };
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'source-circleci' };
-    if (target.host === tokenHost) headers['Circle-Token'] = token;
+    // The origin, not URL.host: the host ignores the scheme, and http on the same host is not safe.
+    if (target.origin === tokenOrigin) headers['Circle-Token'] = token;
     let res: Response;
     let bodyText: string;
     // One controller and one timer per attempt: cheaper than AbortSignal.timeout + AbortSignal.any.
@@ -31,8 +38,7 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
       timedOut = true;
       abort.abort();
     }, timeoutMs);
-    const onStop = () => abort.abort();
-    stop?.addEventListener('abort', onStop, { once: true });
+    const unhook = onStop(stop, () => abort.abort());
     try {
       res = await fetch(target, {
         headers,
@@ -48,11 +54,13 @@ export async function getJson(url: URL, token: string, tokenHost: string, timeou
       return { kind: 'failure', reason };
     } finally {
       clearTimeout(timer);
-      stop?.removeEventListener('abort', onStop);
+      unhook();
     }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
-      target = new URL(location, target);
+      const next = new URL(location, target);
+      if (target.protocol === 'https:' && next.protocol !== 'https:') return { kind: 'downgrade', location: next.href };
+      target = next;
       continue;
     }
     if (bodyText === '' && res.status === 204) return { kind: 'response', status: res.status, headers: res.headers, body: undefined, bodyText };

@@ -21,6 +21,11 @@ export class Limiter {
     return this.limit;
   }
 
+  /** Tasks running now. */
+  get running(): number {
+    return this.active;
+  }
+
   setLimit(limit: number): void {
     this.limit = Math.max(1, limit);
     while (this.active < this.limit && this.heap.length) {

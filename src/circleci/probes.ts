@@ -29,4 +29,4 @@ export const tokenRejected = () =>
   configError('CircleCI rejected the token (401 on GET /me). Create a personal API token in CircleCI (User Settings → Personal API Tokens) and put it in "token"; project tokens do not work with API v2.');
 
 export const projectNotFound = (slug: string) =>
-  configError(`Project "${slug}" was not found, or this token cannot access it (404 on GET /project/${slug}). Check the slug in "project_slugs" (copy it from the project settings in CircleCI) and that the token's user follows the project.`);
+  configError(`Project "${slug}" was not found, or this token cannot access it (404 on GET /project/${slugPath(slug)}). Check the slug in "project_slugs" (copy it from the project settings in CircleCI) and that the token's user follows the project.`);

@@ -1,3 +1,5 @@
+import { onStop } from './stop.js';
+
 /**
  * The one retry policy: which outcomes are retried, how long to wait, when to give up.
  * Data, not scattered ifs, so it is read in one place and tests can pass their own.
@@ -59,8 +61,18 @@ export function serverWaitMs(policy: RetryPolicy, headers: Headers, now: number 
   return Math.round(Math.min(Math.max(ms, 0), policy.maxDelayMs * 5) * scale);
 }
 
+/**
+ * Waits `ms`, or until `signal` aborts. An abort listener added after the signal fired never runs,
+ * so an aborted signal ends the wait at once; the hook goes when the wait ends (see stop.ts).
+ */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      unhook();
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    const unhook = onStop(signal, done);
   });

@@ -9,8 +9,10 @@ import { parseConfiguredCatalog } from '../protocol/airbyte-catalog.js';
 import { parseAirbyteState } from '../protocol/airbyte-state.js';
 import { Output } from '../protocol/output.js';
 import { registerSecret } from '../redact.js';
+import { packageVersion } from '../resources.js';
 import { STREAMS } from '../streams/index.js';
 import { checkConnection, runSync } from '../sync/engine.js';
+import { dieBy } from './signals.js';
 
 /** The Airbyte face: spec, check, discover, read. Everything on stdout is an AirbyteMessage. */
 
@@ -42,15 +44,29 @@ async function run(action: () => Promise<void>): Promise<void> {
 }
 
 const stop = new AbortController();
+let terminated = false;
+let readerGone = false;
 
 process.on('SIGTERM', () => {
-  if (stop.signal.aborted) return;
-  // Requests in flight are aborted; projects part-way through get a last checkpoint of what they
-  // completed; then the command ends (exit 143). A stuck reader must not keep us alive.
+  if (terminated) return;
+  terminated = true;
+  // Requests in flight and waits are aborted; projects part-way through get a last checkpoint of
+  // what they completed; then the process dies by the signal (below). A stuck reader must not keep
+  // us alive.
   void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'));
   stop.abort();
   process.exitCode = 143;
   setTimeout(() => process.exit(143), 10_000).unref();
+});
+
+// The reader went away (EPIPE, e.g. `read | head`): nothing more can be delivered, so stop at once
+// and say so with the exit code: the sync did not complete.
+process.stdout.on('error', () => {
+  if (readerGone) return;
+  readerGone = true;
+  out.log('source-circleci: stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
+  stop.abort();
+  process.exitCode = 1;
 });
 
 process.on('uncaughtException', (e) => {
@@ -58,9 +74,19 @@ process.on('uncaughtException', (e) => {
 });
 
 const USAGE = 'Usage: source-circleci spec | check --config FILE | discover --config FILE | read --config FILE --catalog FILE [--state FILE]';
+const COMMANDS = ['spec', 'check', 'discover', 'read'];
+
+/** yargs' own messages lack a full stop ("Missing required argument: catalog"); ours end in one. */
+const sentence = (text: string) => (/[.!?]$/.test(text.trim()) ? text.trim() : `${text.trim()}.`);
 
 try {
-  await yargs(hideBin(process.argv))
+  const argv = hideBin(process.argv);
+  // yargs would call a wrong command an unknown argument, with the options in it.
+  const first = argv[0];
+  if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
+    throw configError(`Unknown command "${first}": the commands are spec, check, discover and read. ${USAGE}`);
+  }
+  await yargs(argv)
   .scriptName('source-circleci')
   .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.')
   .command('spec', 'Print the connector specification', {}, () =>
@@ -107,10 +133,12 @@ try {
   .strict()
   .fail((msg, err) => {
     // Throwing stops yargs before any command runs; the catch below reports it.
-    throw err instanceof ConnectorError ? err : configError(`${msg ?? err?.message} ${USAGE}`);
+    throw err instanceof ConnectorError ? err : configError(`${sentence(msg ?? err?.message ?? 'Wrong arguments')} ${USAGE}`);
   })
   .help()
-  .version(false)
+  .version('version', 'Print the version', `source-circleci ${packageVersion()}`)
+  // No wrapping: at yargs' default width it broke words of the description in two.
+  .wrap(null)
   .parseAsync();
 } catch (e) {
   // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.
@@ -118,3 +146,5 @@ try {
   await out.flush();
   process.exitCode = 1;
 }
+// After the last checkpoint is out, die by the signal, as a platform watching for it expects.
+if (terminated) dieBy('SIGTERM', 143);

@@ -9,6 +9,7 @@ import { parseSingerState } from '../protocol/singer-state.js';
 import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { runSync } from '../sync/engine.js';
+import { dieBy } from './signals.js';
 
 /**
  * The Singer face (`tap-circleci`, for Meltano): --discover, a sync with --catalog/--properties
@@ -176,6 +177,8 @@ let stopping = false;
 async function finish(code: number): Promise<never> {
   closeAgents();
   await out.flush();
+  // Stopped by SIGTERM: die by it (Meltano's `config test` counts only that as a pass).
+  if (stopping) dieBy('SIGTERM', 143);
   process.exit(code);
 }
 
@@ -189,11 +192,15 @@ process.on('SIGTERM', () => {
   void finish(143);
 });
 
-// The reader went away (EPIPE): nothing more can be delivered, so stop now, quietly. (Output stops
-// writing, but a write waiting for 'drain' would wait forever.)
+// The reader went away (EPIPE): nothing more can be delivered, so stop now; the exit code says the
+// sync did not complete. (Output stops writing, but a write waiting for 'drain' would wait forever.)
+let readerGone = false;
 process.stdout.on('error', () => {
+  if (readerGone || stopping) return;
+  readerGone = true;
   controller.abort();
-  void finish(0);
+  log('WARN', 'stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
+  void finish(1);
 });
 
 process.on('uncaughtException', (e) => fail(e));
@@ -252,7 +259,7 @@ async function main(): Promise<void> {
 
 try {
   await main();
-  await finish(stopping ? 143 : 0);
+  await finish(stopping ? 143 : readerGone ? 1 : 0);
 } catch (e) {
   if (stopping) await finish(143);
   await fail(e);

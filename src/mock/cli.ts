@@ -2,22 +2,25 @@
 /**
  * Standalone mock CircleCI API v2:
  *
- *   node dist/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
+ *   node dist-dev/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
  *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N]
+ *                         [--rate-limit N] [--rate-window bucket|fixed]
  *
  * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
  * SIGINT/SIGTERM. --realtime moves the world's clock along with the wall clock (once a second), so
  * new pipelines keep arriving and running workflows finish; --clock-rate N moves it N world
  * seconds per wall second, a step before each answer (a long sync, compressed, while it runs);
- * without either the clock stands still.
+ * without either the clock stands still. --rate-limit N allows N requests a minute per token,
+ * refilled continuously (a token bucket) or, with --rate-window fixed, all at once every minute.
  */
 import { DEFAULT_TOKEN, startMockServer } from './server.js';
 import { World } from './world.js';
 
+const USAGE =
+  'usage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N] [--rate-limit N] [--rate-window fixed|bucket]';
+
 function usage(problem: string): never {
-  process.stderr.write(
-    `${problem}\nusage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N]\n`,
-  );
+  process.stderr.write(`${problem}\n${USAGE}\n`);
   process.exit(2);
 }
 
@@ -39,9 +42,13 @@ function parseArgs(argv: string[]): Map<string, string | true> {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'clock-rate', 'help']);
+const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'clock-rate', 'rate-limit', 'rate-window', 'help']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
-if (args.has('help')) usage('mock CircleCI API v2');
+if (args.has('help')) {
+  // Asked for, not a mistake: stdout and exit 0.
+  process.stdout.write(`A mock CircleCI API v2 on 127.0.0.1, for trying source-circleci and tap-circleci without an account.\n${USAGE}\n`);
+  process.exit(0);
+}
 
 const num = (name: string, fallback?: number): number | undefined => {
   const v = args.get(name);
@@ -61,16 +68,33 @@ const world = new World({
   historyDays: num('history-days'),
   pipelinesPerDay: num('pipelines-per-day'),
 });
-const server = await startMockServer({
-  world,
-  token,
-  port: num('port', 0),
-  latencyMs: num('latency', 0),
-  pageSize: num('page-size'),
-  jobPageSize: num('job-page-size'),
-  seed: num('seed', 1),
-  clockRate: num('clock-rate', 0),
-});
+const port = num('port', 0);
+const window = args.get('rate-window') ?? 'bucket';
+if (window !== 'bucket' && window !== 'fixed') usage('--rate-window is bucket or fixed');
+const perMinute = num('rate-limit');
+let server: Awaited<ReturnType<typeof startMockServer>>;
+try {
+  server = await startMockServer({
+    world,
+    token,
+    port,
+    latencyMs: num('latency', 0),
+    pageSize: num('page-size'),
+    jobPageSize: num('job-page-size'),
+    seed: num('seed', 1),
+    clockRate: num('clock-rate', 0),
+    rateLimit: perMinute ? { perMinute, window } : undefined,
+  });
+} catch (e) {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EADDRINUSE' && code !== 'EACCES') throw e;
+  process.stderr.write(
+    code === 'EADDRINUSE'
+      ? `Port ${port} on 127.0.0.1 is already in use (another mock still running?). Choose another with --port, or --port 0 for a free one.\n`
+      : `Port ${port} needs privileges this user does not have. Choose a port above 1023 with --port, or --port 0 for a free one.\n`,
+  );
+  process.exit(1);
+}
 
 let tick: NodeJS.Timeout | undefined;
 if (args.get('realtime') === true) {

@@ -53,8 +53,13 @@ export interface MockOptions {
   faults?: FaultOptions;
   /** Seeds the fault decisions and page-token signatures; default 1. */
   seed?: number;
-  /** Per-token token bucket: capacity perMinute, refilled continuously at perMinute per 60 s. */
-  rateLimit?: { perMinute: number; omitRetryAfter?: boolean };
+  /**
+   * Per-token rate limit of perMinute requests. 'bucket' (default): a token bucket of that capacity
+   * refilled continuously, RateLimit-Reset = seconds until it is full again. 'fixed': back-to-back
+   * windows of 60 s from the token's first request, the whole quota back at each window's end,
+   * RateLimit-Reset = seconds to the window's end.
+   */
+  rateLimit?: { perMinute: number; omitRetryAfter?: boolean; window?: 'bucket' | 'fixed'; /** The minute, shortened for tests; default 60. */ windowSeconds?: number };
   /** Omit the next_page_token key on the last page instead of sending null. */
   omitLastPageToken?: boolean;
   /** Workflow and job lookups for pipelines older than this answer 404 Not Found; the pipeline still lists. */
@@ -88,6 +93,8 @@ export interface RequestLogEntry {
   headers: Record<string, string | string[] | undefined>;
   /** The world's clock when it was answered, epoch ms. */
   at: number;
+  /** This machine's clock when it was answered, epoch ms (rate-limit windows run on it). */
+  wallMs: number;
 }
 
 export interface RequestCounters {
@@ -242,7 +249,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     counters.byRoute[route]++;
     const key = status === 0 ? 'reset' : String(status);
     counters.byStatus[key] = (counters.byStatus[key] ?? 0) + 1;
-    counters.log.push({ method: req.method ?? '', path: req.url ?? '', status, headers: { ...req.headers }, at: world.now().getTime() });
+    counters.log.push({ method: req.method ?? '', path: req.url ?? '', status, headers: { ...req.headers }, at: world.now().getTime(), wallMs: Date.now() });
     if (counters.log.length > 2 * logLimit) counters.log.splice(0, counters.log.length - logLimit);
   };
 
@@ -377,8 +384,10 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     const rl = opts.rateLimit;
     if (!rl) return { headers: {}, limited: false, retryAfter: 0 };
     const cap = Math.max(1, rl.perMinute);
-    const perMs = cap / 60_000;
+    const windowMs = (rl.windowSeconds ?? 60) * 1000;
+    const perMs = cap / windowMs;
     const nowMs = performance.now();
+    if (rl.window === 'fixed') return takeFromWindow(key, cap, nowMs, windowMs);
     const b = buckets.get(key) ?? { tokens: cap, lastMs: nowMs };
     b.tokens = Math.min(cap, b.tokens + (nowMs - b.lastMs) * perMs);
     b.lastMs = nowMs;
@@ -397,6 +406,31 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       'X-RateLimit-Reset': String(reset),
     };
     return { headers, limited, retryAfter };
+  };
+
+  const windows = new Map<string, { start: number; used: number }>();
+  /** Fixed windows: the quota comes back all at once when the window ends. */
+  const takeFromWindow = (key: string, cap: number, nowMs: number, windowMs: number) => {
+    let w = windows.get(key);
+    if (!w || nowMs - w.start >= windowMs) {
+      // Windows follow each other back to back, as a server with a fixed schedule keeps them.
+      const start = w ? w.start + Math.floor((nowMs - w.start) / windowMs) * windowMs : nowMs;
+      w = { start, used: 0 };
+      windows.set(key, w);
+    }
+    const limited = w.used >= cap;
+    if (!limited) w.used++;
+    const reset = Math.max(1, Math.ceil((w.start + windowMs - nowMs) / 1000));
+    const remaining = String(cap - w.used);
+    const headers = {
+      'RateLimit-Limit': String(cap),
+      'RateLimit-Remaining': remaining,
+      'RateLimit-Reset': String(reset),
+      'X-RateLimit-Limit': String(cap),
+      'X-RateLimit-Remaining': remaining,
+      'X-RateLimit-Reset': String(reset),
+    };
+    return { headers, limited, retryAfter: limited ? reset : 0 };
   };
 
   // ----- the server

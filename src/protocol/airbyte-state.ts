@@ -33,6 +33,14 @@ export function parseAirbyteState(raw: unknown, note?: (message: string) => void
   }
   for (const [i, m] of messages.entries()) {
     if (!isObject(m)) throw configError(`State message ${i + 1} is not an object. ${FIX}`);
+    // A line copied from read's output: the platform passes what is inside it.
+    if (m.type === 'STATE' && isObject(m.state)) {
+      throw configError(
+        `State message ${i + 1} is a whole STATE line as read prints it ({"type": "STATE", "state": {...}}). ` +
+          'Pass a JSON array of their "state" objects instead, the last one of each stream: ' +
+          `jq -s '[.[] | select(.type=="STATE") | .state] | group_by(.stream.stream_descriptor.name) | map(last)' messages.jsonl > state.json`,
+      );
+    }
     if (m.type === 'GLOBAL' || m.type === 'LEGACY') {
       throw configError(`State message ${i + 1} is of type ${String(m.type)}; source-circleci keeps per-stream (STREAM) state. ${FIX}`);
     }

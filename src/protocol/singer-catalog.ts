@@ -148,9 +148,15 @@ export function parseSingerCatalog(raw: unknown): SingerSelection {
         throw configError(`Stream "${name}" has replication-method ${JSON.stringify(method)}; use ${decl.cursorField ? 'INCREMENTAL or FULL_TABLE' : 'FULL_TABLE'}.`);
       }
     }
+    // Whatever the method: a replication-key that is not the stream's cursor is a mistake to name,
+    // not a setting to ignore.
     const key = root['replication-key'] ?? entry.replication_key;
-    if (mode === 'incremental' && key !== undefined && key !== null && key !== '' && key !== decl.cursorField) {
-      throw configError(`Stream "${name}" is replicated by "${decl.cursorField}"; the catalog asks for replication-key ${JSON.stringify(key)}. Set it to "${decl.cursorField}" or leave it out.`);
+    if (key !== undefined && key !== null && key !== '' && key !== decl.cursorField) {
+      throw configError(
+        decl.cursorField
+          ? `Stream "${name}" is replicated by "${decl.cursorField}"; the catalog asks for replication-key ${JSON.stringify(key)}. Set it to "${decl.cursorField}" or leave it out.`
+          : `Stream "${name}" has no replication key (it is FULL_TABLE only); the catalog asks for replication-key ${JSON.stringify(key)}. Leave it out.`,
+      );
     }
     const schema = prune(decl.schema, [], md, automaticFields(decl));
     selection.set(name, { mode, schema });

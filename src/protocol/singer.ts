@@ -50,6 +50,8 @@ export class SingerSink implements SyncSink {
   private readonly announced = new Set<string>();
   private readonly counts = new Map<string, number>();
   private sampled = false;
+  /** A record was dropped (--test): a later STATE would claim it was delivered. */
+  private dropped = false;
 
   constructor(
     private readonly out: Output,
@@ -81,7 +83,10 @@ export class SingerSink implements SyncSink {
     if (this.stopped) return;
     const max = this.opts.maxRecordsPerStream;
     const n = (this.counts.get(stream) ?? 0) + 1;
-    if (max !== undefined && n > max) return;
+    if (max !== undefined && n > max) {
+      this.dropped = true;
+      return;
+    }
     this.counts.set(stream, n);
     await this.announce(stream);
     await this.out.line(recordMessage(stream, data, new Date().toISOString()));
@@ -92,7 +97,8 @@ export class SingerSink implements SyncSink {
   }
 
   async checkpoint(stream: string, state: StreamState): Promise<void> {
-    if (this.stopped) return;
+    // Once --test has dropped a record, any checkpoint may cover it: write no STATE it did not earn.
+    if (this.stopped || this.dropped) return;
     const decl = streamByName(stream);
     if (!decl) return;
     this.bookmarks[stream] = toSingerBookmark(decl, state);

@@ -226,7 +226,11 @@ class ProjectCrawl {
     if (this.progress.finished - this.lastSaved < this.every || !this.resumable) return;
     this.lastSaved = this.progress.finished;
     const cursors = this.cursors(true);
-    this.saving = this.saving.then(() => this.saveCursors(cursors));
+    // The chain is awaited only when the project ends: a failed checkpoint must fail the project
+    // now (like a failed request), not linger as an unhandled rejection.
+    this.saving = this.saving.then(() => this.saveCursors(cursors)).catch((e) => {
+      this.failure ??= e;
+    });
   }
 
   private async visitList(stream: StreamDeclaration, ctx: Context, slot?: PipelineSlot, pipelineTime?: number): Promise<void> {

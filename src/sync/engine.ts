@@ -3,6 +3,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { configError } from '../errors.js';
 import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
+import { slugPath } from '../circleci/client.js';
 import { crawl, type Selection, type SyncSink } from './crawler.js';
 import type { SyncState } from './state.js';
 
@@ -41,7 +42,8 @@ export async function checkConnection(config: Config): Promise<void> {
   for (const slug of config.projectSlugs) if (!(await projectExists(client, slug))) missing.push(slug);
   if (missing.length) {
     throw configError(
-      `${missing.length === 1 ? 'Project' : 'Projects'} ${missing.map((s) => `"${s}"`).join(', ')} not found, or not accessible with this token (404 on GET /project/{slug}). ` +
+      `${missing.length === 1 ? 'Project' : 'Projects'} ${missing.map((s) => `"${s}"`).join(', ')} not found, or not accessible with this token ` +
+        `(404 on ${missing.map((s) => `GET /project/${slugPath(s)}`).join(', ')}). ` +
         'Check the slugs in "project_slugs" (copy them from the project settings in CircleCI) and that the token\'s user follows the projects.',
     );
   }
