@@ -396,16 +396,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     if (!limited) b.tokens -= 1;
     const reset = Math.ceil((cap - b.tokens) / perMs / 1000);
     const retryAfter = limited ? Math.max(1, Math.ceil((1 - b.tokens) / perMs / 1000)) : 0;
-    const remaining = String(Math.max(0, Math.floor(b.tokens)));
-    const headers = {
-      'RateLimit-Limit': String(cap),
-      'RateLimit-Remaining': remaining,
-      'RateLimit-Reset': String(reset),
-      'X-RateLimit-Limit': String(cap),
-      'X-RateLimit-Remaining': remaining,
-      'X-RateLimit-Reset': String(reset),
-    };
-    return { headers, limited, retryAfter };
+    return { headers: rateHeaders(cap, Math.max(0, Math.floor(b.tokens)), reset), limited, retryAfter };
   };
 
   const windows = new Map<string, { start: number; used: number }>();
@@ -421,16 +412,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     const limited = w.used >= cap;
     if (!limited) w.used++;
     const reset = Math.max(1, Math.ceil((w.start + windowMs - nowMs) / 1000));
-    const remaining = String(cap - w.used);
-    const headers = {
-      'RateLimit-Limit': String(cap),
-      'RateLimit-Remaining': remaining,
-      'RateLimit-Reset': String(reset),
-      'X-RateLimit-Limit': String(cap),
-      'X-RateLimit-Remaining': remaining,
-      'X-RateLimit-Reset': String(reset),
-    };
-    return { headers, limited, retryAfter: limited ? reset : 0 };
+    return { headers: rateHeaders(cap, cap - w.used, reset), limited, retryAfter: limited ? reset : 0 };
   };
 
   // ----- the server
@@ -590,6 +572,18 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         for (const s of sockets) s.destroy();
       });
     },
+  };
+}
+
+/** Both header families CircleCI may send, with the same numbers. */
+function rateHeaders(limit: number, remaining: number, resetSeconds: number): Record<string, string> {
+  return {
+    'RateLimit-Limit': String(limit),
+    'RateLimit-Remaining': String(remaining),
+    'RateLimit-Reset': String(resetSeconds),
+    'X-RateLimit-Limit': String(limit),
+    'X-RateLimit-Remaining': String(remaining),
+    'X-RateLimit-Reset': String(resetSeconds),
   };
 }
 
