@@ -181,9 +181,10 @@ function selfSigned(): { key: string; cert: string; certFile: string } {
 describe('redirects', () => {
   test('https to http on the same host and port (one port speaking both): not followed, the token never travels in clear, one clear error', async () => {
     const tls = selfSigned();
-    const plainSeen: http.IncomingHttpHeaders[] = [];
+    // What reached plain http, without header values: a failing test must not print the token.
+    const plainSeen: { url?: string; withToken: boolean }[] = [];
     const plain = http.createServer((req, res) => {
-      plainSeen.push(req.headers);
+      plainSeen.push({ url: req.url, withToken: 'circle-token' in req.headers });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"items":[],"next_page_token":null}');
     });
@@ -251,7 +252,7 @@ describe('redirects', () => {
       const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
       // The mock refuses requests without the token: the read fails, and no request there carried it.
       expect(seen.length).toBeGreaterThan(0);
-      for (const h of seen) expect(h['circle-token']).toBeUndefined();
+      expect(seen.filter((h) => 'circle-token' in h).length).toBe(0);
       expect(r.code).not.toBe(0);
     } finally {
       await Promise.all([other.close(), base.close()]);

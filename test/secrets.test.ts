@@ -296,13 +296,13 @@ describe('Circle-Token goes to the base_url host only', () => {
         expect(r.messages.filter((m) => m.type === 'RECORD' && m.record.stream === 'pipelines')).toHaveLength(2);
         expect(other.seen.length).toBeGreaterThan(0);
         for (const req of other.seen) {
-          expect(req.headers['circle-token']).toBeUndefined();
+          expect('circle-token' in req.headers).toBe(false);
           expect(req.headers.authorization).toBeUndefined();
           expect(leaks(`${req.url} ${JSON.stringify(req.headers)}`)).toEqual([]);
         }
         // The base_url host itself got the token on every request (workflow lists included).
         expect(base.seen.length).toBeGreaterThan(1);
-        for (const req of base.seen) expect(req.headers['circle-token']).toBe(TEST_TOKEN);
+        expect(base.seen.filter((req) => req.headers['circle-token'] !== TEST_TOKEN).map((req) => req.url)).toEqual([]);
       } finally {
         await Promise.all([other.close(), base.close()]);
       }
@@ -316,7 +316,7 @@ describe('Circle-Token goes to the base_url host only', () => {
     expect(r.code).toBe(0);
     expect(mock.counters.total).toBeGreaterThan(3);
     expect(mock.counters.log.filter((l) => leaks(l.path).length).map((l) => l.path)).toEqual([]);
-    for (const l of mock.counters.log) expect(l.headers['circle-token']).toBe(TEST_TOKEN);
+    expect(mock.counters.log.filter((l) => l.headers['circle-token'] !== TEST_TOKEN).map((l) => l.path)).toEqual([]);
   });
 });
 
