@@ -88,7 +88,7 @@ try {
   }
   await yargs(argv)
   .scriptName('source-circleci')
-  .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.')
+  .usage('$0 <command> [options]\n\nCircleCI (API v2) source for Airbyte: projects, pipelines, workflows, jobs, job details and test results.')
   .command('spec', 'Print the connector specification', {}, () =>
     run(() => out.line({ type: 'SPEC', spec: { documentationUrl: 'https://github.com/source-circleci/source-circleci#readme', connectionSpecification: spec, supportsIncremental: true, supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] } })),
   )

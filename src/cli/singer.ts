@@ -20,7 +20,7 @@ import { dieBy } from './signals.js';
 const out = new Output();
 const log = (level: Parameters<typeof logLine>[0], message: string) => out.log(logLine(level, message));
 
-const DESCRIPTION = 'Singer tap for CircleCI (API v2): pipelines, workflows and jobs. Same engine as the source-circleci Airbyte connector.';
+const DESCRIPTION = 'Singer tap for CircleCI (API v2): projects, pipelines, workflows, jobs, job details and test results. Same engine as the source-circleci Airbyte connector.';
 const CAPABILITIES = ['catalog', 'discover', 'state', 'about', 'test'];
 const ENV_PREFIX = 'TAP_CIRCLECI_';
 

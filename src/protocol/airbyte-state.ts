@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { streamByName } from '../streams/index.js';
+import { STREAMS, streamByName } from '../streams/index.js';
 import { parseStreamState, type SyncState } from '../sync/state.js';
 import { migrateTapCircleCiState } from './tap-circle-ci-state.js';
 
@@ -25,7 +25,7 @@ export function parseAirbyteState(raw: unknown, note?: (message: string) => void
     if (keys.length && !keys.some((k) => streamByName(k))) {
       throw configError(
         `The state file is not a state of this source: it names no stream of it (${keys.slice(0, 5).join(', ')}). ` +
-          `Expected an array of STREAM state messages for pipelines, workflows or jobs. ${FIX}`,
+          `Expected an array of STREAM state messages for ${STREAMS.map((s) => s.name).join(', ')}. ${FIX}`,
       );
     }
     for (const [name, value] of Object.entries(raw)) if (streamByName(name)) state[name] = parseStreamState(name, value, 'legacy state');

@@ -43,7 +43,8 @@ export function singerCatalogEntry(s: StreamDeclaration) {
   const automatic = automaticFields(s);
   const root: Record<string, unknown> = {
     inclusion: 'available',
-    'selected-by-default': true,
+    // Streams that cost a request per job are there to pick, not picked for you.
+    'selected-by-default': !s.optIn,
     'table-key-properties': s.primaryKey,
     ...(s.cursorField ? { 'valid-replication-keys': [s.cursorField] } : { 'forced-replication-method': 'FULL_TABLE' }),
   };
@@ -74,11 +75,11 @@ const singerStream = (s: StreamDeclaration, schema: JsonSchema = s.schema): Sing
   bookmarkProperties: s.cursorField ? [s.cursorField] : [],
 });
 
-/** No catalog: every stream and every field, incremental where the stream has a replication key. */
+/** No catalog: every stream selected by default, every field, incremental where the stream has a replication key. */
 export function selectAll(): SingerSelection {
   const selection = new Map<string, Selection>();
   const streams = new Map<string, SingerStream>();
-  for (const s of STREAMS) {
+  for (const s of STREAMS.filter((s) => !s.optIn)) {
     selection.set(s.name, { mode: s.cursorField ? 'incremental' : 'full_refresh' });
     streams.set(s.name, singerStream(s));
   }

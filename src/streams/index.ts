@@ -1,11 +1,24 @@
+import { jobDetails } from './job-details.js';
 import { jobs } from './jobs.js';
 import { pipelines } from './pipelines.js';
+import { projects } from './projects.js';
 import type { StreamDeclaration } from './stream.js';
+import { tests } from './tests.js';
 import { workflows } from './workflows.js';
 
 /** Every stream, parents before children. */
-export const STREAMS: readonly StreamDeclaration[] = [pipelines, workflows, jobs];
+export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests];
+
+/** The root of the tree the crawler walks: the pipeline list, newest first. */
+export const TREE_ROOT: StreamDeclaration = pipelines;
 
 export const streamByName = (name: string): StreamDeclaration | undefined => STREAMS.find((s) => s.name === name);
 
 export const childrenOf = (name: string): StreamDeclaration[] => STREAMS.filter((s) => s.parent === name);
+
+/** A stream and everything below it. */
+export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => [s, ...childrenOf(s.name).flatMap(subtreeOf)];
+
+/** The streams whose records carry this stream's cursor (jobs, details and tests carry their workflow's). */
+export const heirsOf = (s: StreamDeclaration): StreamDeclaration[] =>
+  childrenOf(s.name).filter((c) => c.cursorFromParent).flatMap((c) => [c, ...heirsOf(c)]);

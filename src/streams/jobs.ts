@@ -10,6 +10,7 @@ export const jobs: StreamDeclaration = {
   cursorField: '_workflow_created_at',
   cursorFromParent: true,
   parent: 'workflows',
+  contextKey: 'job',
   path: (ctx) => `/workflow/${encodeURIComponent(String(ctx.workflow?.id))}/job`,
   decorate: (job, ctx) => ({
     ...job,

@@ -14,6 +14,12 @@ export interface Context {
   project: string;
   pipeline?: Json;
   workflow?: Json;
+  job?: Json;
+  /**
+   * Set below a record whose cursor its descendants carry (a workflow): the streams whose records
+   * below it are to be emitted, decided once for the whole subtree.
+   */
+  admitted?: ReadonlySet<string>;
 }
 
 /**
@@ -33,10 +39,24 @@ export interface StreamDeclaration {
   cursorFromParent?: boolean;
   parent?: string;
   /** Where this record stands in the context of its children. */
-  contextKey?: 'pipeline' | 'workflow';
+  contextKey?: 'pipeline' | 'workflow' | 'job';
+  /** `path` answers one object (a project, a job's details), not a paged list. */
+  single?: boolean;
+  /** Costs a request or more per job: a Singer sync without a catalog leaves it out. */
+  optIn?: boolean;
   path(ctx: Context): string;
-  /** Fields the connector adds from the context (jobs carry _pipeline_id, _workflow_id). */
-  decorate?(item: Json, ctx: Context): Json;
+  /** Whether this parent has records of this stream at all (details: numbered build jobs only). */
+  wants?(ctx: Context): boolean;
+  /**
+   * When this stream's records below this parent stopped changing (epoch ms). An incremental sync
+   * skips a parent that was settled before the previous sync looked: that sync read it final.
+   */
+  settledAt?(ctx: Context): number;
+  /**
+   * Fields the connector adds from the context (jobs carry _pipeline_id, _workflow_id). `list` lives
+   * as long as one parent's list, so a record can be numbered among its identical siblings.
+   */
+  decorate?(item: Json, ctx: Context, list: Map<string, number>): Json;
   /**
    * Records that may still change (non-terminal workflows). An incremental cursor is held at the
    * oldest of them inside the lookback window, so a later sync re-reads them.

@@ -2,7 +2,7 @@ import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
 import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
 import { type ConnectorError, asConnectorError } from '../errors.js';
-import { STREAMS, childrenOf } from '../streams/index.js';
+import { STREAMS, TREE_ROOT, childrenOf, heirsOf, subtreeOf } from '../streams/index.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
 import { DAY_MS, StreamCursor, cursorValue, horizon, signpost, timeOf } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
@@ -151,7 +151,7 @@ class ProjectCrawl {
       const cursor = new StreamCursor(settings, opts.state[stream.name]?.[this.slug]);
       this.plans.set(stream.name, { stream, schema: sel.schema ?? stream.schema, cursor });
     }
-    this.scanFloor = this.subtreeFloor(STREAMS[0]);
+    this.scanFloor = this.subtreeFloor(TREE_ROOT);
     // Enough pipelines in flight to keep every request slot busy, few enough to keep memory flat.
     this.maxTasks = Math.max(8, config.maxConcurrency * 4);
     this.progress = new Progress(() => this.onProgress());
@@ -189,7 +189,11 @@ class ProjectCrawl {
   async run(): Promise<void> {
     const started = Date.now();
     try {
-      await this.visitList(STREAMS[0], { project: this.slug });
+      // Streams of the project itself (one object each), then the tree, if anything in it is selected.
+      for (const s of STREAMS.filter((s) => !s.parent && s !== TREE_ROOT && this.plans.has(s.name))) {
+        await this.emit(this.plans.get(s.name)!, (await this.opts.client.get(s.path({ project: this.slug }))) as Json);
+      }
+      if (subtreeOf(TREE_ROOT).some((s) => this.plans.has(s.name))) await this.visitList(TREE_ROOT, { project: this.slug });
     } catch (e) {
       this.failure ??= e;
     }
@@ -215,8 +219,10 @@ class ProjectCrawl {
     const sign = signpost(this.syncStart());
     const { top, through } = this.progress;
     const out = new Map<string, ProjectCursor | undefined>();
+    const tree = new Set(subtreeOf(TREE_ROOT));
     for (const { stream, cursor } of this.plans.values()) {
-      out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
+      if (!tree.has(stream)) out.set(stream.name, undefined);
+      else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
     }
     return out;
   }
@@ -238,14 +244,15 @@ class ProjectCrawl {
     try {
       // The pipeline list goes first (priority 0) so work never runs dry; then the children of the
       // pipelines listed earliest, so the completed run (and with it the checkpoints) keeps up.
-      for await (const items of this.opts.client.pages(stream.path(ctx), {}, slot?.seq ?? 0)) {
+      const list = new Map<string, number>();
+      for await (const items of this.batches(stream, ctx, slot?.seq ?? 0)) {
         this.pages++;
         if (this.opts.signal?.aborted) throw new StoppedError();
         if (this.failure && !isRoot) return;
         for (const raw of items) {
           if (this.opts.signal?.aborted) throw new StoppedError();
           if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) continue;
-          const item = stream.decorate ? stream.decorate(raw as Json, ctx) : (raw as Json);
+          const item = stream.decorate ? stream.decorate(raw as Json, ctx, list) : (raw as Json);
           if (isRoot) {
             const time = timeOf(item.created_at);
             // Newest first: the first pipeline below the floor ends the scan.
@@ -274,15 +281,41 @@ class ProjectCrawl {
     }
   }
 
+  /** A list's pages, or the one object a single-object endpoint answers. */
+  private async *batches(stream: StreamDeclaration, ctx: Context, priority: number): AsyncGenerator<unknown[]> {
+    if (stream.single) yield [await this.opts.client.get(stream.path(ctx), {}, priority)];
+    else yield* this.opts.client.pages(stream.path(ctx), {}, priority);
+  }
+
   private async visit(stream: StreamDeclaration, item: Json, ctx: Context, slot: PipelineSlot, pipelineTime: number): Promise<void> {
     const plan = this.plans.get(stream.name);
-    if (plan && pipelineTime >= this.start && this.needs(plan, slot)) await this.maybeEmit(plan, item, pipelineTime);
-    const childCtx = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : ctx;
+    if (plan && pipelineTime >= this.start && this.needs(plan, slot)) {
+      // A child that carries its parent's cursor was admitted with that parent.
+      const wanted = stream.cursorFromParent ? !!ctx.admitted?.has(stream.name) : this.accept(plan, stream, item, pipelineTime);
+      if (wanted) await this.emit(plan, item);
+    }
+    const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : ctx;
+    const heirs = stream.cursorFromParent ? [] : heirsOf(stream);
+    if (heirs.length) childCtx.admitted = new Set(heirs.filter((h) => this.admits(h, stream, item, slot, pipelineTime)).map((h) => h.name));
     for (const child of childrenOf(stream.name)) {
       if (!this.subtreeNeeds(child, slot, pipelineTime)) continue;
-      if (child.cursorFromParent && !this.wantsChildrenOf(child, stream, item, pipelineTime)) continue;
+      if (child.cursorFromParent && !subtreeOf(child).some((s) => childCtx.admitted?.has(s.name))) continue;
+      if (!this.worthAsking(child, childCtx)) continue;
       this.spawn(slot, () => this.visitList(child, childCtx, slot, pipelineTime));
     }
+  }
+
+  /** Whether the records of `heir` below this record of `owner` (whose cursor they carry) are to be emitted. */
+  private admits(heir: StreamDeclaration, owner: StreamDeclaration, item: Json, slot: PipelineSlot, pipelineTime: number): boolean {
+    const plan = this.plans.get(heir.name);
+    return !!plan && pipelineTime >= plan.cursor.floor && this.needs(plan, slot) && this.accept(plan, owner, item, pipelineTime);
+  }
+
+  /** A child that has nothing for this parent, or whose records here an earlier sync read final, costs no request. */
+  private worthAsking(child: StreamDeclaration, ctx: Context): boolean {
+    if (child.wants && !child.wants(ctx)) return false;
+    const plan = this.plans.get(child.name);
+    return !(child.settledAt && plan && child.settledAt(ctx) < plan.cursor.seenUntil);
   }
 
   /** A record's cursor, as its stream's cursor arithmetic sees it: true when it is to be emitted. */
@@ -292,15 +325,7 @@ class ProjectCrawl {
     return plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
   }
 
-  /** A child stream whose records carry their parent's cursor: are this parent's children wanted? */
-  private wantsChildrenOf(child: StreamDeclaration, parent: StreamDeclaration, item: Json, pipelineTime: number): boolean {
-    const plan = this.plans.get(child.name);
-    return !plan || this.accept(plan, parent, item, pipelineTime);
-  }
-
-  private async maybeEmit(plan: Plan, item: Json, pipelineTime: number): Promise<void> {
-    // A child that carries its parent's cursor was admitted with its parent.
-    if (!plan.stream.cursorFromParent && !this.accept(plan, plan.stream, item, pipelineTime)) return;
+  private async emit(plan: Plan, item: Json): Promise<void> {
     this.emitted.set(plan.stream.name, (this.emitted.get(plan.stream.name) ?? 0) + 1);
     await this.emitRecord(plan.stream.name, project(plan.schema, item) as Json);
   }

@@ -75,6 +75,11 @@ export class StreamCursor {
   readonly floor: number;
   /** Pipelines an interrupted sync already completed for this stream. */
   readonly skip?: ResumeMarker;
+  /**
+   * What settled before this was read in its final form by an earlier sync: every parent that
+   * sync emitted was read after its start, and this is no later than that start.
+   */
+  readonly seenUntil: number;
   /** The cursor the state held when this sync started. */
   private readonly previous?: number;
   /** A resumed sync: the interrupted one's signpost; this sync's goes no later. */
@@ -94,6 +99,7 @@ export class StreamCursor {
     const newest = Math.min(this.previous ?? startDate, timeIn(saved?.signpost) ?? INF);
     const reread = Math.min(newest, timeIn(saved?.unfinished_from) ?? INF);
     this.threshold = incremental ? Math.max(startDate, reread) : Number.NEGATIVE_INFINITY;
+    this.seenUntil = incremental && this.previous !== undefined ? newest : Number.NEGATIVE_INFINITY;
     const rescanFrom = timeIn(saved?.rescan_from) ?? INF;
     this.floor = incremental ? Math.max(startDate, Math.min(newest - lookbackMs, rescanFrom)) : startDate;
     const skip = saved?.resume;

@@ -176,3 +176,185 @@ approved_by?: (null | string)
 approval_request_id?: (null | string)
 [k: string]: unknown
 }
+
+/**
+ * A configured CircleCI project (GET /project/{project-slug}): readable names for the opaque circleci/<org-id>/<project-id> slugs of GitHub App, GitLab and Bitbucket Data Center projects.
+ */
+export interface Project {
+/**
+ * The unique ID of the project.
+ */
+id: string
+/**
+ * The project slug as CircleCI reports it (gh/org/repo, bb/org/repo or circleci/<org-id>/<project-id>).
+ */
+slug?: (null | string)
+/**
+ * The project's name.
+ */
+name?: (null | string)
+organization_name?: (null | string)
+organization_slug?: (null | string)
+organization_id?: (null | string)
+/**
+ * Where the project's code is hosted.
+ */
+vcs_info?: (null | {
+vcs_url?: (null | string)
+/**
+ * Bitbucket, CircleCI or GitHub.
+ */
+provider?: (null | string)
+default_branch?: (null | string)
+[k: string]: unknown
+})
+[k: string]: unknown
+}
+
+/**
+ * The details of a numbered build job (GET /project/{project-slug}/job/{job-number}): queue time, executor, resource class, parallelism. Keyed by project and job number; read again when a rerun from failed adopts the job into a new workflow.
+ */
+export interface JobDetails {
+/**
+ * The job's project slug as the job list reports it (short form, like jobs.project_slug; added by the connector).
+ */
+_project_slug: string
+/**
+ * created_at of the workflow the job was listed under when these details were read (added by the connector): the cursor of incremental syncs.
+ */
+_workflow_created_at?: (null | string)
+/**
+ * The job number, unique within the project.
+ */
+number: number
+name?: (null | string)
+/**
+ * The job's status (the same set as jobs.status).
+ */
+status?: (null | string)
+/**
+ * The job in CircleCI's web app.
+ */
+web_url?: (null | string)
+project?: (null | {
+id?: (null | string)
+slug?: (null | string)
+name?: (null | string)
+external_url?: (null | string)
+[k: string]: unknown
+})
+organization?: (null | {
+name?: (null | string)
+[k: string]: unknown
+})
+pipeline?: (null | {
+id?: (null | string)
+[k: string]: unknown
+})
+/**
+ * The newest workflow the job belongs to (a rerun from failed adopts finished jobs).
+ */
+latest_workflow?: (null | {
+id?: (null | string)
+name?: (null | string)
+[k: string]: unknown
+})
+executor?: (null | {
+resource_class?: (null | string)
+/**
+ * docker, machine, macos, ...
+ */
+type?: (null | string)
+[k: string]: unknown
+})
+parallelism?: (null | number)
+parallel_runs?: (null | {
+index?: (null | number)
+status?: (null | string)
+[k: string]: unknown
+}[])
+contexts?: (null | {
+name?: (null | string)
+[k: string]: unknown
+}[])
+/**
+ * Messages from CircleCI's execution platform.
+ */
+messages?: (null | {
+type?: (null | string)
+message?: (null | string)
+reason?: (null | string)
+[k: string]: unknown
+}[])
+created_at?: (null | string)
+/**
+ * Queue time is started_at - queued_at.
+ */
+queued_at?: (null | string)
+started_at?: (null | string)
+/**
+ * Null until the job stops.
+ */
+stopped_at?: (null | string)
+/**
+ * Milliseconds; null until the job stops.
+ */
+duration?: (null | number)
+[k: string]: unknown
+}
+
+/**
+ * One test result of a finished build job (GET /project/{project-slug}/{job-number}/tests), with the job it belongs to. Identical entries of one job are told apart by _occurrence; the key is _project_slug, _job_number, classname, name, _file, _occurrence.
+ */
+export interface TestResult {
+/**
+ * The job's project slug as the job list reports it (added by the connector).
+ */
+_project_slug: string
+/**
+ * The job's number (added by the connector).
+ */
+_job_number: number
+/**
+ * The workflow the job ran in (added by the connector).
+ */
+_workflow_id?: (null | string)
+/**
+ * created_at of that workflow (added by the connector): the cursor of incremental syncs.
+ */
+_workflow_created_at?: (null | string)
+/**
+ * file, or "" when CircleCI sends null: a key column must not be null (added by the connector).
+ */
+_file: string
+/**
+ * 0 for the first result of the job with this classname, name and file, 1 for the next identical one, ... (added by the connector).
+ */
+_occurrence: number
+/**
+ * The programmatic location of the test.
+ */
+classname?: (null | string)
+name?: (null | string)
+/**
+ * Often null in real payloads.
+ */
+file?: (null | string)
+/**
+ * success, failure, skipped, ...
+ */
+result?: (null | string)
+/**
+ * The failure message; null when the test passed.
+ */
+message?: (null | string)
+/**
+ * Seconds.
+ */
+run_time?: (null | number)
+/**
+ * The program that produced the results.
+ */
+source?: (null | string)
+[k: string]: unknown
+}
