@@ -34,9 +34,13 @@ if (missing.length) {
   process.exit(1);
 }
 const truth = world.groundTruth(new Date(config.start_date));
+const configured = new Set(config.project_slugs.map((s) => world.canonicalSlug(s)));
+truth.projects = truth.projects.filter((p) => configured.has(p.slug));
+// The key column _file is file, or "" where CircleCI sends null (see schemas/tests.json).
+truth.tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
 const emittedAt = Date.parse(env.now);
 const lines = [];
-for (const stream of ['pipelines', 'workflows', 'jobs']) {
+for (const stream of ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests']) {
   for (const data of truth[stream]) lines.push(JSON.stringify({ stream, data, emitted_at: emittedAt }));
 }
 const expectedRecords = lines.join('\n') + '\n';
@@ -62,5 +66,5 @@ for (const [path, text] of [['integration_tests/expected_records.jsonl', expecte
     console.log(`acceptance-fixtures: wrote ${path}`);
   }
 }
-console.log(`acceptance-fixtures: ${truth.pipelines.length} pipelines, ${truth.workflows.length} workflows, ${truth.jobs.length} jobs at ${env.now}`);
+console.log(`acceptance-fixtures: ${['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'].map((s) => `${truth[s].length} ${s}`).join(', ')} at ${env.now}`);
 process.exit(stale ? 1 : 0);

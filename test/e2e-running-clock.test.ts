@@ -5,79 +5,17 @@
  * Whatever a sync could not see must be read by a later one: the union of the syncs, last write
  * winning, equals the mock's ground truth. Both faces, through the spawned CLIs.
  */
-import { join } from 'node:path';
 import { startMockServer, type MockServer } from '../src/mock/server.js';
 import { World } from '../src/mock/world.js';
-import {
-  AIRBYTE_CLI, ROOT, TEST_TOKEN, byKey, configuredCatalog, lastStates, recordsOf, runCli, tempFiles, type Message,
-} from './helpers.js';
-import { invalidMessages } from './validate.js';
+import { TEST_TOKEN, byKey, type Message, type StreamName } from './helpers.js';
+import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
 
-const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 const DAY = 86_400_000;
-type StreamName = 'pipelines' | 'workflows' | 'jobs';
 /**
  * Five world minutes before each answer: a sync of a few hundred requests spans more than a day,
  * the same on a fast or a loaded machine (the mock counts requests, not wall time).
  */
 const CLOCK_STEP_MS = 5 * 60_000;
-
-interface Face {
-  name: string;
-  /** Runs one incremental sync of `streams` from the state the previous one left; its records and the next state. */
-  sync(config: unknown, state: unknown, streams: StreamName[]): Promise<{ records: Record<string, Message[]>; state: unknown }>;
-}
-
-const airbyte: Face = {
-  name: 'Airbyte (source-circleci read)',
-  async sync(config, state, streams) {
-    const catalog = configuredCatalog(Object.fromEntries(streams.map((s) => [s, 'incremental'])));
-    const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
-    const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])]);
-    expect(r.code).toBe(0);
-    expect(invalidMessages(r.messages)).toEqual([]);
-    return {
-      records: Object.fromEntries(streams.map((s) => [s, recordsOf(r.messages, s)])),
-      state: lastStates(r.messages, (state as Message[] | undefined) ?? []),
-    };
-  },
-};
-
-let discovered: Message;
-const singer: Face = {
-  name: 'Singer (tap-circleci)',
-  async sync(config, state, streams) {
-    const catalog = structuredClone(discovered);
-    for (const entry of catalog.streams) {
-      const root = entry.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata;
-      root.selected = streams.includes(entry.tap_stream_id);
-    }
-    const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
-    const r = await runCli(SINGER_CLI, ['--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])]);
-    expect(r.code).toBe(0);
-    const states = r.messages.filter((m) => m.type === 'STATE');
-    return {
-      records: Object.fromEntries(streams.map((s) => [s, r.messages.filter((m) => m.type === 'RECORD' && m.stream === s).map((m) => m.record)])),
-      state: states.length ? states[states.length - 1].value : state,
-    };
-  },
-};
-
-beforeAll(async () => {
-  const r = await runCli(SINGER_CLI, ['--discover', '--config', tempFiles({ c: { token: TEST_TOKEN, project_slugs: ['gh/acme/api'] } }).c]);
-  discovered = r.messages[0];
-});
-
-/** The union, by key with the last write winning, equals the ground truth, field for field. */
-function expectUnionEqualsTruth(union: Record<string, Map<string, Message>>, truth: Record<string, unknown[]>, streams: StreamName[]) {
-  for (const s of streams) {
-    const expected = byKey(s, truth[s] as Message[]);
-    const missing = [...expected.keys()].filter((k) => !union[s].has(k));
-    expect({ s, missing }).toEqual({ s, missing: [] });
-    expect(union[s].size).toBe(expected.size);
-    for (const [k, v] of expected) expect({ s, k, record: union[s].get(k) }).toEqual({ s, k, record: v });
-  }
-}
 
 describe.each([airbyte, singer])('$name under a clock that runs during the sync', (face) => {
   let world: World;
@@ -133,7 +71,7 @@ describe.each([airbyte, singer])('$name under a clock that runs during the sync'
     const startDate = new Date(world.now().getTime() - 7 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
     const streams: StreamName[] = ['pipelines', 'workflows', 'jobs'];
-    const union = { pipelines: new Map<string, Message>(), workflows: new Map<string, Message>(), jobs: new Map<string, Message>() };
+    const union: Record<string, Map<string, Message>> = { pipelines: new Map(), workflows: new Map(), jobs: new Map() };
     /** Jobs first read while running, queued or blocked: they must end final. */
     const unfinished = new Set<string>();
     let state: unknown;

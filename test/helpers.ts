@@ -100,16 +100,27 @@ export function tempFiles(files: Record<string, unknown>): Record<string, string
 
 export type Mode = 'full_refresh' | 'incremental';
 
-export function configuredCatalog(streams: Partial<Record<'pipelines' | 'workflows' | 'jobs', Mode>>) {
-  const cursor: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at' };
-  const keys: Record<string, string[][]> = { pipelines: [['id']], workflows: [['id']], jobs: [['id'], ['_workflow_id']] };
+export type StreamName = 'projects' | 'pipelines' | 'workflows' | 'jobs' | 'job_details' | 'tests';
+
+const CURSORS: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at' };
+/** Each stream's primary key, as the README documents it. */
+export const KEYS: Record<StreamName, string[]> = {
+  projects: ['id'],
+  pipelines: ['id'],
+  workflows: ['id'],
+  jobs: ['id', '_workflow_id'],
+  job_details: ['_project_slug', 'number'],
+  tests: ['_project_slug', '_job_number', 'classname', 'name', '_file', '_occurrence'],
+};
+
+export function configuredCatalog(streams: Partial<Record<StreamName, Mode>>) {
   return {
     streams: Object.entries(streams).map(([name, mode]) => ({
-      stream: { name, json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] },
+      stream: { name, json_schema: {}, supported_sync_modes: CURSORS[name] ? ['full_refresh', 'incremental'] : ['full_refresh'] },
       sync_mode: mode,
       destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite',
-      ...(mode === 'incremental' ? { cursor_field: [cursor[name]] } : {}),
-      primary_key: keys[name],
+      ...(mode === 'incremental' ? { cursor_field: [CURSORS[name]] } : {}),
+      primary_key: KEYS[name as StreamName].map((k) => [k]),
     })),
   };
 }
@@ -128,7 +139,7 @@ export function lastStates(messages: Message[], previous: Message[] = []): Messa
   return [...byStream.values()];
 }
 
-export const keyOf = (stream: string, r: Message) => (stream === 'jobs' ? `${r.id}|${r._workflow_id}` : String(r.id));
+export const keyOf = (stream: string, r: Message) => (KEYS[stream as StreamName] ?? ['id']).map((k) => String(r[k])).join('|');
 
 /** Records by key, last write wins. */
 export function byKey(stream: string, records: Message[], into = new Map<string, Message>()): Map<string, Message> {

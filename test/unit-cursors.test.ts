@@ -170,6 +170,27 @@ describe('the rules, one by one', () => {
     expect(quiet.final(signpost(syncStart))).toEqual({ updated_at: '2026-02-09T00:00:00.000Z' });
   });
 
+  test('a stream that skips what settled (details, tests) keeps the signpost of every sync that emitted, and knows when the previous sync looked', () => {
+    const keep = { ...settings('_workflow_created_at'), keepSignpost: true };
+    const fresh = new StreamCursor(keep, undefined);
+    expect(fresh.seenUntil).toBe(Number.NEGATIVE_INFINITY);
+    fresh.accept(at('2026-02-09T00:00:00Z'), at('2026-02-09T00:00:00Z'), false, 0);
+    const syncStart = at('2026-02-10T00:00:00Z');
+    const saved = fresh.final(signpost(syncStart))!;
+    const sign = new Date(syncStart - SIGNPOST_MARGIN_MS).toISOString();
+    expect(saved).toEqual({ _workflow_created_at: '2026-02-09T00:00:00.000Z', signpost: sign });
+    const next = new StreamCursor(keep, saved);
+    expect(next.seenUntil).toBe(syncStart - SIGNPOST_MARGIN_MS);
+    // The signpost is later than the cursor: it moves neither the threshold nor the floor.
+    expect(next.threshold).toBe(at('2026-02-09T00:00:00Z'));
+    expect(next.floor).toBe(at('2026-02-09T00:00:00Z') - LOOKBACK);
+    // A sync that emitted nothing keeps the signpost it found.
+    expect(next.final(signpost(at('2026-02-12T00:00:00Z')))).toEqual(saved);
+    // Full refresh skips nothing; a state without a signpost vouches for its cursor.
+    expect(new StreamCursor({ ...keep, incremental: false }, saved).seenUntil).toBe(Number.NEGATIVE_INFINITY);
+    expect(new StreamCursor(keep, { _workflow_created_at: '2026-02-09T00:00:00.000Z' }).seenUntil).toBe(at('2026-02-09T00:00:00Z'));
+  });
+
   test('the cursor never goes backwards, and without new records stays where it was', () => {
     const c = new StreamCursor(settings('updated_at'), { updated_at: '2026-02-01T00:00:00.000Z' });
     expect(c.final(signpost(at('2026-01-15T00:00:00Z')))).toEqual({ updated_at: '2026-02-01T00:00:00.000Z' });

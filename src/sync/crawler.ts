@@ -147,7 +147,13 @@ class ProjectCrawl {
     for (const stream of STREAMS) {
       const sel = opts.selection.get(stream.name);
       if (!sel) continue;
-      const settings = { field: stream.cursorField, incremental: sel.mode === 'incremental', startDate: this.start, lookbackMs: this.lookback };
+      const settings = {
+        field: stream.cursorField,
+        incremental: sel.mode === 'incremental',
+        startDate: this.start,
+        lookbackMs: this.lookback,
+        keepSignpost: !!stream.settledAt,
+      };
       const cursor = new StreamCursor(settings, opts.state[stream.name]?.[this.slug]);
       this.plans.set(stream.name, { stream, schema: sel.schema ?? stream.schema, cursor });
     }

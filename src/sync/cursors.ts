@@ -60,6 +60,12 @@ export interface CursorSettings {
   /** start_date, epoch ms. */
   startDate: number;
   lookbackMs: number;
+  /**
+   * Save the signpost after every sync that emitted, not only when it emitted past it: a stream
+   * that skips what settled before the previous sync looked (job details, tests) needs to know
+   * when that was. It moves no threshold (the cursor is older then).
+   */
+  keepSignpost?: boolean;
 }
 
 /** Which pipelines an interrupted sync completed; `through` is the oldest, `top` the newest. */
@@ -99,7 +105,9 @@ export class StreamCursor {
     const newest = Math.min(this.previous ?? startDate, timeIn(saved?.signpost) ?? INF);
     const reread = Math.min(newest, timeIn(saved?.unfinished_from) ?? INF);
     this.threshold = incremental ? Math.max(startDate, reread) : Number.NEGATIVE_INFINITY;
-    this.seenUntil = incremental && this.previous !== undefined ? newest : Number.NEGATIVE_INFINITY;
+    // The sync that saved this read everything it emitted after its signpost; without one, its
+    // cursor is no later than that.
+    this.seenUntil = incremental && this.previous !== undefined ? (timeIn(saved?.signpost) ?? this.previous) : Number.NEGATIVE_INFINITY;
     const rescanFrom = timeIn(saved?.rescan_from) ?? INF;
     this.floor = incremental ? Math.max(startDate, Math.min(newest - lookbackMs, rescanFrom)) : startDate;
     const skip = saved?.resume;
@@ -157,7 +165,8 @@ export class StreamCursor {
     if (!Number.isFinite(newest) || bound === Number.NEGATIVE_INFINITY) return undefined;
     const cursor: ProjectCursor = { [field]: iso(newest) };
     // Only what this sync (or the one it resumes) emitted past its start can have been missed.
-    if (this.max !== undefined && this.max > bound) cursor.signpost = iso(bound);
+    if (this.max !== undefined && (this.max > bound || this.settings.keepSignpost)) cursor.signpost = iso(bound);
+    else if (this.settings.keepSignpost && typeof this.saved?.signpost === 'string') cursor.signpost = this.saved.signpost;
     if (this.oldestOpen !== undefined && Number.isFinite(this.oldestOpen)) {
       cursor.unfinished_from = iso(this.oldestOpen);
       if (this.oldestOpenPipeline !== undefined && Number.isFinite(this.oldestOpenPipeline)) cursor.rescan_from = iso(this.oldestOpenPipeline);
