@@ -4,7 +4,7 @@
  * 127.0.0.1 with the global fetch.
  */
 import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../src/mock/server.js';
-import { World, type WorkflowJobItem } from '../src/mock/world.js';
+import { World, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../src/mock/world.js';
 import type { Job, Pipeline, Workflow } from '../src/types/records.js';
 
 const TOKEN = 'mock-test-token-0123456789';
@@ -431,6 +431,308 @@ describe('ground truth', () => {
     expect(b.groundTruth(new Date(0))).toEqual(a.groundTruth(new Date(0)));
     const c = new World({ seed: 100, now: T0 });
     expect(c.listPipelines('gh/acme/api')[0].id).not.toBe(new World({ seed: 99, now: T0 }).listPipelines('gh/acme/api')[0].id);
+  });
+});
+
+describe('tests endpoint', () => {
+  const TEST_KEYS = ['message', 'source', 'run_time', 'file', 'result', 'name', 'classname'];
+  const strip = (t: TestRecord): TestItem => ({ message: t.message, source: t.source, run_time: t.run_time, file: t.file, result: t.result, name: t.name, classname: t.classname });
+  const testsPath = (slug: string, n: number): string => `/project/${slugPath(slug)}/${n}/tests`;
+  /** Ground-truth test rows by "slug number", in list order. */
+  const rowsByJob = (rows: TestRecord[]): Map<string, TestRecord[]> => {
+    const out = new Map<string, TestRecord[]>();
+    for (const t of rows) {
+      const k = `${t._project_slug} ${t._job_number}`;
+      out.set(k, [...(out.get(k) ?? []), t]);
+    }
+    return out;
+  };
+
+  test('pages of 20 (testPageSize) with opaque tokens yield the job\'s results; the last page token is null or omitted', async () => {
+    const t = world.groundTruth(new Date(0));
+    const byJob = rowsByJob(t.tests);
+    const long = [...byJob].filter(([, rows]) => rows.length > 20).sort((a, b) => b[1].length - a[1].length);
+    expect(long.length).toBeGreaterThanOrEqual(3);
+    // The longest needs 3 pages.
+    expect(long[0][1].length).toBeGreaterThan(40);
+    for (const [, rows] of long.slice(0, 4)) {
+      const { _project_slug: slug, _job_number: n } = rows[0];
+      const { items, pages } = await allPages<TestItem>(mock, testsPath(slug, n));
+      expect(pages).toBe(Math.ceil(rows.length / 20));
+      expect(items).toEqual(rows.map(strip));
+      expect(items).toEqual(world.jobTests(slug, n));
+      for (const it of items) expect(Object.keys(it)).toEqual(TEST_KEYS);
+    }
+    const [, rows] = long[0];
+    const slug = rows[0]._project_slug;
+    const n = rows[0]._job_number;
+    await withServer({ testPageSize: 7, omitLastPageToken: true }, async (s) => {
+      const { items, pages } = await allPages<TestItem>(s, testsPath(slug, n));
+      expect(pages).toBe(Math.ceil(rows.length / 7));
+      expect(items).toEqual(rows.map(strip));
+      const first = await call(s, testsPath(slug, n));
+      expect(first.body.items).toHaveLength(7);
+      let body = first.body;
+      while (body.next_page_token) body = (await call(s, `${testsPath(slug, n)}?page-token=${body.next_page_token}`)).body;
+      expect('next_page_token' in body).toBe(false);
+      expect(s.counters.byRoute).toMatchObject({ tests: pages + 1 + (pages - 1), jobs: 0, pipelines: 0, other: 0 });
+    });
+    const last = await call(mock, `${testsPath(slug, n)}?page-token=${(await call(mock, `${testsPath(slug, n)}?page-token=${(await call(mock, testsPath(slug, n))).body.next_page_token}`)).body.next_page_token}`);
+    expect(last.body.next_page_token).toBeNull();
+  });
+
+  test('a garbled, forged, other-job or other-route token is 404 Not Found', async () => {
+    const t = world.groundTruth(new Date(0));
+    const long = [...rowsByJob(t.tests)].filter(([, rows]) => rows.length > 20).map(([, rows]) => rows[0]);
+    const [a, b] = long;
+    const tok: string = (await call(mock, testsPath(a._project_slug, a._job_number))).body.next_page_token;
+    expect(typeof tok).toBe('string');
+    const [payload, sig] = tok.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), o: 1 })).toString('base64url') + '.' + sig;
+    const wf = t.workflows.find((w) => t.jobs.filter((j) => j._workflow_id === w.id).length > 5)!;
+    const jobTok: string = (await call(mock, `/workflow/${wf.id}/job`)).body.next_page_token;
+    const cases = [
+      `${testsPath(a._project_slug, a._job_number)}?page-token=garbage`,
+      `${testsPath(a._project_slug, a._job_number)}?page-token=${forged}`,
+      `${testsPath(a._project_slug, a._job_number)}?page-token=${jobTok}`,
+      `${testsPath(b._project_slug, b._job_number)}?page-token=${tok}`,
+      `/workflow/${wf.id}/job?page-token=${tok}`,
+    ];
+    for (const path of cases) {
+      const r = await call(mock, path);
+      expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 404, body: { message: 'Not Found' } });
+    }
+    expect((await call(mock, `${testsPath(a._project_slug, a._job_number)}?page-token=${tok}`)).status).toBe(200);
+  });
+
+  test('404 Project not found without a valid token or for an unknown project; 404 Not Found for approval, unknown and unnumbered jobs', async () => {
+    const t = world.groundTruth(new Date(0));
+    const job = t.job_details.find((d) => d.status === 'success')!;
+    const path = testsPath(job._project_slug, job.number);
+    expect((await call(mock, path)).status).toBe(200);
+    for (const token of [null, 'wrong-token']) {
+      const r = await call(mock, path, { token });
+      expect({ token, status: r.status, body: r.body }).toEqual({ token, status: 404, body: { message: 'Project not found' } });
+    }
+    expect((await call(mock, `/project/gh/acme/nope/${job.number}/tests`)).body).toEqual({ message: 'Project not found' });
+    const approval = t.jobs.find((j) => j.type === 'approval' && typeof j.job_number === 'number')!;
+    for (const p of [testsPath(approval.project_slug!, approval.job_number!), testsPath('gh/acme/api', 1), testsPath('gh/acme/api', 999_999_999)]) {
+      const r = await call(mock, p);
+      expect({ p, status: r.status, body: r.body }).toEqual({ p, status: 404, body: { message: 'Not Found' } });
+    }
+    // A job that has no number yet: the same world two days on shows the number it will get.
+    const w = new World({ seed: 11, now: T0, historyDays: 20, pipelinesPerDay: 6 });
+    const blocked = w.groundTruth(new Date(T0.getTime() - DAY)).jobs.filter((j) => j.status === 'blocked' && j.type === 'build');
+    expect(blocked.length).toBeGreaterThan(0);
+    const later = new World({ seed: 11, now: T0, historyDays: 20, pipelinesPerDay: 6 });
+    later.advance(2 * DAY);
+    const numbered = blocked.flatMap((j) => {
+      const now = later.jobsOf(j._workflow_id)!.find((x) => x.id === j.id)!;
+      return typeof now.job_number === 'number' ? [{ slug: j.project_slug!, n: now.job_number }] : [];
+    });
+    expect(numbered.length).toBeGreaterThan(0);
+    await withServer({ world: w }, async (s) => {
+      for (const { slug, n } of numbered) {
+        const r = await call(s, testsPath(slug, n));
+        expect({ n, status: r.status, body: r.body }).toEqual({ n, status: 404, body: { message: 'Not Found' } });
+      }
+    });
+  });
+
+  test('a queued or running job answers 200 with no items; once ended its results appear and never change', async () => {
+    const w = new World({ seed: 11, now: T0, historyDays: 20, pipelinesPerDay: 6 });
+    // Jobs that will have results (the same world later), caught while they run.
+    const later = new World({ seed: 11, now: T0, historyDays: 20, pipelinesPerDay: 6 });
+    later.advance(3 * DAY);
+    const willHave = new Set(later.groundTruth(new Date(T0.getTime() - DAY)).tests.map((x) => `${x._project_slug} ${x._job_number}`));
+    let running: Job[] = [];
+    for (let i = 0; i < 200 && running.length === 0; i++) {
+      if (i > 0) w.advance(10 * 60_000);
+      running = w
+        .groundTruth(new Date(w.now().getTime() - DAY), { tests: false })
+        .jobs.filter((j) => (j.status === 'running' || j.status === 'queued') && willHave.has(`${j.project_slug} ${j.job_number}`));
+    }
+    expect(running.length).toBeGreaterThan(0);
+    await withServer({ world: w }, async (s) => {
+      for (const j of running) {
+        const r = await call(s, testsPath(j.project_slug!, j.job_number!));
+        expect(r.status).toBe(200);
+        expect(r.body).toEqual({ items: [], next_page_token: null });
+      }
+      w.advance(2 * DAY);
+      const after = running.map((j) => w.jobTests(j.project_slug!, j.job_number!));
+      expect(after.every((items) => items!.length > 0)).toBe(true);
+      for (const [i, j] of running.entries()) expect((await allPages<TestItem>(s, testsPath(j.project_slug!, j.job_number!))).items).toEqual(after[i]);
+      w.advance(30 * DAY);
+      expect(running.map((j) => w.jobTests(j.project_slug!, j.job_number!))).toEqual(after);
+    });
+  });
+
+  test('retention: results of jobs of pipelines older than retentionDays are 404 Not Found', async () => {
+    const t = world.groundTruth(new Date(0));
+    const created = new Map(t.pipelines.map((p) => [p.id, Date.parse(p.created_at!)]));
+    const old = t.job_details.find((d) => created.get(d.pipeline.id)! < T0.getTime() - 6 * DAY && (world.jobTests(d._project_slug, d.number) ?? []).length > 0)!;
+    const recent = t.job_details.find((d) => created.get(d.pipeline.id)! > T0.getTime() - 3 * DAY && d.status === 'success')!;
+    expect((await call(mock, testsPath(old._project_slug, old.number))).status).toBe(200);
+    await withServer({ retentionDays: 5 }, async (s) => {
+      expect((await call(s, testsPath(old._project_slug, old.number))).body).toEqual({ message: 'Not Found' });
+      expect((await call(s, testsPath(recent._project_slug, recent.number))).status).toBe(200);
+    });
+    const kept = world.groundTruth(new Date(0), { retentionDays: 5 });
+    expect(kept.tests.some((x) => x._project_slug === old._project_slug && x._job_number === old.number)).toBe(false);
+    expect(kept.job_details.some((d) => d.pipeline.id === old.pipeline.id)).toBe(false);
+    expect(kept.job_details.some((d) => d.pipeline.id === recent.pipeline.id)).toBe(true);
+  });
+});
+
+describe('ground truth: projects, job_details, tests', () => {
+  const strip = (t: TestRecord): TestItem => ({ message: t.message, source: t.source, run_time: t.run_time, file: t.file, result: t.result, name: t.name, classname: t.classname });
+
+  test('projects: every project in world order, whatever the start date', () => {
+    const expected = world.projectSlugs().map((s) => world.project(s));
+    expect(expected).toHaveLength(3);
+    expect(world.groundTruth(new Date(0)).projects).toEqual(expected);
+    expect(world.groundTruth(new Date('2999-01-01T00:00:00Z')).projects).toEqual(expected);
+  });
+
+  test('ground-truth tests equal what paging the endpoint returns, for a handful of finished jobs', async () => {
+    const startDate = new Date(T0.getTime() - 7 * DAY);
+    const t = world.groundTruth(startDate);
+    const rows = new Map<string, TestRecord[]>();
+    for (const x of t.tests) rows.set(`${x._project_slug} ${x._job_number}`, [...(rows.get(`${x._project_slug} ${x._job_number}`) ?? []), x]);
+    const finished = t.job_details.filter((d) => ['success', 'failed', 'canceled'].includes(d.status));
+    // Some with results, some without, over every project.
+    const pickOf = (has: boolean): JobDetailsRecord[] => world.projectSlugs().flatMap((s) => finished.filter((d) => d._project_slug === s && rows.has(`${s} ${d.number}`) === has).slice(0, 3));
+    const sample = [...pickOf(true), ...pickOf(false)];
+    expect(sample.length).toBe(18);
+    for (const d of sample) {
+      const { items } = await allPages<TestItem>(mock, `/project/${slugPath(d._project_slug)}/${d.number}/tests`);
+      const mine = rows.get(`${d._project_slug} ${d.number}`) ?? [];
+      expect(items).toEqual(mine.map(strip));
+      if (!mine.length) continue;
+      // One workflow per job; _occurrence counts identical entries in list order.
+      expect(new Set(mine.map((x) => x._workflow_id)).size).toBe(1);
+      const seen = new Map<string, number>();
+      for (const x of mine) {
+        const k = `${x.classname}\n${x.name}\n${x.file}`;
+        expect(x._occurrence).toBe(seen.get(k) ?? 0);
+        seen.set(k, x._occurrence + 1);
+      }
+    }
+    // Nothing from pipelines before the start date.
+    const pipelineIds = new Set(t.pipelines.map((p) => p.id));
+    expect(t.job_details.every((d) => pipelineIds.has(d.pipeline.id))).toBe(true);
+    const workflowIds = new Set(t.workflows.map((w) => w.id));
+    expect(t.tests.every((x) => workflowIds.has(x._workflow_id))).toBe(true);
+    expect(world.groundTruth(new Date(0)).tests.length).toBeGreaterThan(t.tests.length);
+  });
+
+  test('a default world has results without a file, identical entries, failures in every failed job, jobs without results, zero and fractional run times', () => {
+    const w = new World({ now: T0 });
+    const t = w.groundTruth(new Date(0));
+    expect(t.tests.some((x) => x.file === null)).toBe(true);
+    expect(t.tests.some((x) => x.file !== null)).toBe(true);
+    const dups = t.tests.filter((x) => x._occurrence > 0);
+    expect(dups.length).toBeGreaterThan(0);
+    for (const d of dups) {
+      const twin = t.tests.filter((x) => x._project_slug === d._project_slug && x._job_number === d._job_number && x.classname === d.classname && x.name === d.name && x.file === d.file);
+      expect(twin.map((x) => x._occurrence)).toContain(d._occurrence - 1);
+    }
+    const withResults = new Set(t.tests.map((x) => `${x._project_slug} ${x._job_number}`));
+    const failed = t.job_details.filter((d) => d.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    for (const d of failed) expect(t.tests.some((x) => x._project_slug === d._project_slug && x._job_number === d.number && x.result === 'failure')).toBe(true);
+    const succeeded = t.job_details.filter((d) => d.status === 'success');
+    expect(succeeded.filter((d) => !withResults.has(`${d._project_slug} ${d.number}`)).length).toBeGreaterThan(succeeded.length / 4);
+    expect(succeeded.filter((d) => d.name === 'unit-test' && withResults.has(`${d._project_slug} ${d.number}`)).length).toBeGreaterThan(0);
+    expect(t.tests.some((x) => x.run_time === 0)).toBe(true);
+    expect(t.tests.some((x) => !Number.isInteger(x.run_time))).toBe(true);
+    expect(new Set(t.tests.map((x) => x.result))).toEqual(new Set(['success', 'failure', 'skipped']));
+    expect(t.tests.some((x) => x.source === 'unknown')).toBe(true);
+    for (const x of t.tests) {
+      expect(x.message === null).toBe(x.result !== 'failure');
+      expect(x.run_time).toBeGreaterThanOrEqual(0);
+    }
+    const perJob = new Map<string, number>();
+    for (const x of t.tests) perJob.set(`${x._project_slug} ${x._job_number}`, (perJob.get(`${x._project_slug} ${x._job_number}`) ?? 0) + 1);
+    expect(Math.max(...perJob.values())).toBeLessThanOrEqual(50);
+    expect([...perJob.values()].filter((n) => n > 20).length).toBeGreaterThan(5);
+  });
+
+  test('job_details: one entry per (project, job number), equal to the endpoint, _workflow_created_at of latest_workflow', async () => {
+    const t = world.groundTruth(new Date(0));
+    const keys = t.job_details.map((d) => `${d._project_slug} ${d.number}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    const numbered = new Set(t.jobs.filter((j) => j.type === 'build' && typeof j.job_number === 'number').map((j) => `${j.project_slug} ${j.job_number}`));
+    expect(new Set(keys)).toEqual(numbered);
+    const wfCreated = new Map(t.workflows.map((w) => [w.id, w.created_at]));
+    for (const d of t.job_details) {
+      expect(d._workflow_created_at).toBe(wfCreated.get(d.latest_workflow.id));
+      expect(d.project.slug).toBe(d._project_slug);
+      // The newest workflow that lists the job.
+      const listing = t.jobs.filter((j) => j.project_slug === d._project_slug && j.job_number === d.number).map((j) => j._workflow_created_at);
+      expect(listing.every((c) => c! <= d._workflow_created_at)).toBe(true);
+      expect(d.web_url.endsWith(`/workflows/${d.latest_workflow.id}/jobs/${d.number}`)).toBe(true);
+      const { _project_slug, _workflow_created_at, ...payload } = d;
+      expect([_project_slug, _workflow_created_at]).toEqual([d._project_slug, d._workflow_created_at]);
+      expect(payload).toEqual(world.jobDetails(d._project_slug, d.number));
+    }
+    for (const d of t.job_details.filter((x) => x._project_slug === 'bb/acme/web').slice(0, 5)) {
+      const r = await call(mock, `/project/bb/acme/web/job/${d.number}`);
+      const { _project_slug, _workflow_created_at, ...payload } = d;
+      expect([r.body, _project_slug, typeof _workflow_created_at]).toEqual([payload, 'bb/acme/web', 'string']);
+    }
+  });
+
+  test('job details vary: parallelism with one run per index, executors, messages; duration null until the job stops', () => {
+    const w = new World({ now: T0 });
+    const d = w.groundTruth(new Date(0)).job_details;
+    for (const x of d) {
+      expect(x.parallel_runs).toEqual(Array.from({ length: x.parallelism }, (_, index) => ({ index, status: x.status })));
+      if (x.stopped_at === null) expect(x.duration).toBeNull();
+      else if (x.started_at !== null) expect(x.duration).toBe(Date.parse(x.stopped_at) - Date.parse(x.started_at));
+    }
+    expect(d.some((x) => x.parallelism > 1)).toBe(true);
+    expect(d.filter((x) => x.parallelism > 1).length).toBeLessThan(d.length / 4);
+    expect(new Set(d.map((x) => x.executor.type))).toEqual(new Set(['docker', 'machine', 'macos']));
+    expect(new Set(d.map((x) => x.executor.resource_class)).size).toBeGreaterThan(3);
+    expect(d.some((x) => x.messages.length > 0 && typeof x.messages[0].message === 'string')).toBe(true);
+    const running = d.filter((x) => x.status === 'running');
+    expect(running.length).toBeGreaterThan(0);
+    for (const x of running) expect([x.duration, x.stopped_at, typeof x.started_at]).toEqual([null, null, 'string']);
+  });
+
+  test('a job adopted by a rerun from failed is exactly one that started before its workflow was created; its results stay with the workflow it ran in', () => {
+    const w = new World({ seed: 21, now: T0, historyDays: 20, pipelinesPerDay: 8 });
+    w.advance(5 * DAY);
+    const t = w.groundTruth(new Date(0));
+    const firstWorkflow = new Map<string, string>();
+    for (const j of [...t.jobs].sort((a, b) => (a._workflow_created_at! < b._workflow_created_at! ? -1 : 1))) if (!firstWorkflow.has(j.id)) firstWorkflow.set(j.id, j._workflow_id);
+    let copies = 0;
+    const ranIn = new Map<string, string>();
+    for (const j of t.jobs) {
+      if (j.type !== 'build' || typeof j.job_number !== 'number') continue;
+      const copy = firstWorkflow.get(j.id) !== j._workflow_id;
+      const startedBefore = j.started_at !== null && j.started_at! < j._workflow_created_at!;
+      expect({ id: j.id, wf: j._workflow_id, copy }).toEqual({ id: j.id, wf: j._workflow_id, copy: startedBefore });
+      if (copy) copies++;
+      else ranIn.set(`${j.project_slug} ${j.job_number}`, j._workflow_id);
+    }
+    expect(copies).toBeGreaterThan(0);
+    expect(t.tests.length).toBeGreaterThan(0);
+    for (const x of t.tests) expect(x._workflow_id).toBe(ranIn.get(`${x._project_slug} ${x._job_number}`));
+    // Copied jobs that have results: their rows appear once, under the original workflow.
+    const copiedNumbers = new Set(t.jobs.filter((j) => firstWorkflow.get(j.id) !== j._workflow_id).map((j) => `${j.project_slug} ${j.job_number}`));
+    const copiedWithRows = t.tests.filter((x) => copiedNumbers.has(`${x._project_slug} ${x._job_number}`));
+    expect(copiedWithRows.length).toBeGreaterThan(0);
+    const created = new Map(t.workflows.map((x) => [x.id, x.created_at]));
+    for (const x of copiedWithRows) expect(x._workflow_created_at).toBe(created.get(x._workflow_id));
+  });
+
+  test('tests: false leaves the test rows out', () => {
+    const t = world.groundTruth(new Date(0), { tests: false });
+    expect(t.tests).toEqual([]);
+    expect(t.job_details.length).toBeGreaterThan(0);
   });
 });
 

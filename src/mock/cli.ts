@@ -3,7 +3,7 @@
  * Standalone mock CircleCI API v2:
  *
  *   node dist-dev/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
- *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N]
+ *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--test-page-size N] [--realtime] [--clock-rate N]
  *                         [--rate-limit N] [--rate-window bucket|fixed]
  *
  * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
@@ -17,7 +17,7 @@ import { DEFAULT_TOKEN, startMockServer } from './server.js';
 import { World } from './world.js';
 
 const USAGE =
-  'usage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--realtime] [--clock-rate N] [--rate-limit N] [--rate-window fixed|bucket]';
+  'usage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--test-page-size N] [--realtime] [--clock-rate N] [--rate-limit N] [--rate-window fixed|bucket]';
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\n${USAGE}\n`);
@@ -42,7 +42,7 @@ function parseArgs(argv: string[]): Map<string, string | true> {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'realtime', 'clock-rate', 'rate-limit', 'rate-window', 'help']);
+const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'test-page-size', 'realtime', 'clock-rate', 'rate-limit', 'rate-window', 'help']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 if (args.has('help')) {
   // Asked for, not a mistake: stdout and exit 0.
@@ -81,6 +81,7 @@ try {
     latencyMs: num('latency', 0),
     pageSize: num('page-size'),
     jobPageSize: num('job-page-size'),
+    testPageSize: num('test-page-size'),
     seed: num('seed', 1),
     clockRate: num('clock-rate', 0),
     rateLimit: perMinute ? { perMinute, window } : undefined,

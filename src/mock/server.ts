@@ -2,8 +2,8 @@
  * A mock of the CircleCI API v2 routes the connector reads, served from a World over real HTTP.
  *
  * Routes (GET only, under /api/v2): /me, /project/{slug}, /project/{slug}/pipeline,
- * /project/{slug}/pipeline/{number}, /project/{slug}/job/{number}, /pipeline/{id},
- * /pipeline/{id}/workflow, /workflow/{id}, /workflow/{id}/job. Anything else: 404 Not Found.
+ * /project/{slug}/pipeline/{number}, /project/{slug}/job/{number}, /project/{slug}/{number}/tests,
+ * /pipeline/{id}, /pipeline/{id}/workflow, /workflow/{id}, /workflow/{id}/job. Anything else: 404 Not Found.
  *
  * Page tokens are opaque: base64url(JSON) + "." + an HMAC of it, bound to the route and its query.
  * - Pipelines: {r:"pl", s: short slug, b: branch|null, n: N} = "the pipelines numbered below N",
@@ -11,6 +11,7 @@
  * - Workflows: {r:"wf", p: pipeline id, o: offset}. Workflows are listed oldest first and reruns
  *   are appended, so an offset stays valid while the list grows.
  * - Jobs: {r:"jb", w: workflow id, o: offset}. A workflow's job list never changes length.
+ * - Tests: {r:"ts", s: short slug, j: job number, o: offset}. A job's results are fixed once it ends.
  * A token that fails the check, or is used on another route/slug/branch/id: 404 {"message":"Not Found"}.
  */
 import http from 'node:http';
@@ -48,6 +49,8 @@ export interface MockOptions {
   workflowPageSize?: number;
   /** Default 5, so jobs paginate. */
   jobPageSize?: number;
+  /** Test results per page; default 20. */
+  testPageSize?: number;
   /** Added to every response. */
   latencyMs?: number;
   faults?: FaultOptions;
@@ -81,7 +84,7 @@ export interface MockOptions {
   clockStepMs?: number;
 }
 
-export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'other';
+export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'tests' | 'other';
 
 export interface RequestLogEntry {
   method: string;
@@ -147,6 +150,7 @@ type Kind =
   | 'workflowList'
   | 'workflow'
   | 'jobList'
+  | 'tests'
   | 'unknown';
 
 interface Match {
@@ -186,6 +190,8 @@ export function matchRoute(pathname: string): Match {
       return { kind: 'pipelineByNumber', counter: 'pipelines', family: 'project', slug, number: Number(rest[1]) };
     if (rest[0] === 'job' && rest.length === 2 && isNumber(rest[1]))
       return { kind: 'jobDetails', counter: 'jobs', family: 'project', slug, number: Number(rest[1]) };
+    if (rest.length === 2 && isNumber(rest[0]) && rest[1] === 'tests')
+      return { kind: 'tests', counter: 'tests', family: 'project', slug, number: Number(rest[0]) };
     return UNKNOWN;
   }
   if (s[0] === 'pipeline' && s.length === 2 && s[1] !== '') return { kind: 'pipeline', counter: 'pipelines', family: 'id', id: s[1] };
@@ -217,6 +223,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   const pageSize = Math.max(1, opts.pageSize ?? 20);
   const workflowPageSize = Math.max(1, opts.workflowPageSize ?? 20);
   const jobPageSize = Math.max(1, opts.jobPageSize ?? 5);
+  const testPageSize = Math.max(1, opts.testPageSize ?? 20);
   const latencyMs = Math.max(0, opts.latencyMs ?? 0);
   const seed = opts.seed ?? 1;
   const logLimit = Math.max(1, opts.logLimit ?? 20_000);
@@ -334,6 +341,14 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         const d = world.jobDetails(m.slug as string, m.number as number);
         if (!d || expired(d.pipeline.id)) return message(404, MSG.notFound);
         return json(200, d);
+      }
+      case 'tests': {
+        const slug = world.canonicalSlug(m.slug as string);
+        if (!slug) return message(404, MSG.projectNotFound);
+        const n = m.number as number;
+        const items = world.jobTests(slug, n);
+        if (!items || expired(world.pipelineIdOfJob(slug, n))) return message(404, MSG.notFound);
+        return offsetPage(items, testPageSize, query.get('page-token'), { r: 'ts', s: slug, j: n });
       }
       case 'pipeline': {
         const p = world.pipeline(m.id as string);
@@ -588,5 +603,5 @@ function rateHeaders(limit: number, remaining: number, resetSeconds: number): Re
 }
 
 function emptyRoutes(): Record<RouteName, number> {
-  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, other: 0 };
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, tests: 0, other: 0 };
 }

@@ -38,16 +38,55 @@ export interface WorldOptions {
   maxJobsPerWorkflow?: number;
 }
 
+/** An item of GET /project/{slug}/{job-number}/tests, keys in the API's order. */
+export interface TestItem {
+  /** null for passed and skipped results. */
+  message: string | null;
+  source: string;
+  /** Seconds. */
+  run_time: number;
+  file: string | null;
+  result: 'success' | 'failure' | 'skipped';
+  name: string;
+  classname: string;
+}
+
+/** A job_details record: GET /project/{slug}/job/{number} plus the connector's fields. */
+export type JobDetailsRecord = {
+  /** The job's project_slug (short form). */
+  _project_slug: string;
+  /** created_at of the workflow named in latest_workflow, as the workflow shows it. */
+  _workflow_created_at: string;
+} & JobDetailsPayload;
+
+/** A tests record: one test result of the workflow the job ran in. */
+export type TestRecord = {
+  _project_slug: string;
+  _job_number: number;
+  _workflow_id: string;
+  _workflow_created_at: string;
+  /** 0 for the first item of the job's list with this (classname, name, file), 1 for the next, ... */
+  _occurrence: number;
+} & TestItem;
+
 /** What a correct full sync must hold. Jobs carry _pipeline_id, _workflow_id and _workflow_created_at. */
 export interface GroundTruth {
   pipelines: Pipeline[];
   workflows: Workflow[];
   jobs: Job[];
+  /** Every project of the world, in world order, whatever the start date. */
+  projects: ProjectPayload[];
+  /** One per (project, job number): numbered build jobs of the ground-truth workflows. */
+  job_details: JobDetailsRecord[];
+  /** Results of the finished build jobs, under the workflow each ran in (not copies adopted by a rerun). */
+  tests: TestRecord[];
 }
 
 export interface GroundTruthOptions {
   /** Leave out the workflows and jobs of pipelines older than this (the server's retentionDays). */
   retentionDays?: number;
+  /** Compute `tests` (default true); false leaves it empty. */
+  tests?: boolean;
 }
 
 /** An item of GET /workflow/{id}/job (a Job record without the connector's _ fields). */
@@ -125,6 +164,8 @@ export const RERUN_WINDOW_MS = 5 * DAY;
 
 /** Statuses of a job that make its workflow fail. */
 const FAILED_LIKE = new Set(['failed', 'infrastructure_fail', 'timedout']);
+/** Job statuses of a job that has not ended (no test results yet). */
+const UNFINISHED = new Set(['running', 'queued', 'not_running', 'blocked', 'on_hold']);
 
 // ---------------------------------------------------------------------------------------------
 // Slugs
@@ -236,6 +277,8 @@ interface JobPlan {
   /** Cached ISO strings. */
   startIso?: string;
   stopIso?: string;
+  /** A copy carried over by a "rerun from failed" workflow: it ran in an earlier workflow. */
+  adopted?: true;
 }
 
 interface WorkflowPlan {
@@ -254,6 +297,12 @@ interface WorkflowPlan {
   erroredBy?: string;
   createdIso?: string;
   stopIso?: string;
+}
+
+interface Executor {
+  type: string;
+  resourceClass: string;
+  parallelism: number;
 }
 
 interface PlanCtx {
@@ -291,6 +340,58 @@ const CONFIG_ERRORS = [
   'Unable to parse YAML\nmapping values are not allowed here\n in \'string\', line 14, column 12:',
   'Orb circleci/node@9.9 not loaded. To use this orb, an organization admin must opt-in to using third party orbs.',
 ];
+
+/** Jobs that run tests: [chance of none, min, max] results, and the mean run_time in seconds. */
+const TEST_JOBS: Record<string, { none: number; min: number; max: number; mean: number }> = {
+  'unit-test': { none: 0.08, min: 5, max: 45, mean: 0.08 },
+  coverage: { none: 0.1, min: 10, max: 45, mean: 0.1 },
+  'integration-test': { none: 0.1, min: 3, max: 32, mean: 0.9 },
+  e2e: { none: 0.1, min: 2, max: 24, mean: 6 },
+  'smoke-test': { none: 0.1, min: 1, max: 8, mean: 2 },
+};
+const TEST_MODULES = ['pager', 'auth', 'billing', 'export', 'search', 'cache', 'webhooks', 'config', 'retry', 'metrics', 'users', 'orders', 'checkout', 'i18n'];
+const TEST_ASPECTS = ['', 'errors', 'edge cases', 'with a mocked clock', 'v2 API', 'concurrency'];
+const TEST_CASES = [
+  'returns 200 for a valid token',
+  'rejects an expired token',
+  'retries on 503',
+  'handles an empty page',
+  'keeps the order of items',
+  'parses ISO dates',
+  'escapes commas in CSV',
+  'rounds amounts to cents',
+  'stops on a null page token',
+  'falls back to the default branch',
+  'caches the second lookup',
+  'times out after 30 s',
+  'writes the header once',
+  'skips deleted rows',
+  'merges duplicate keys',
+  'reports progress',
+  'renders the empty state',
+  'signs the webhook payload',
+];
+const FAILURES: Record<string, string[]> = {
+  jest: [
+    'Error: expect(received).toBe(expected) // Object.is equality\n\nExpected: 200\nReceived: 503\n    at Object.<anonymous> ({file}:42:17)',
+    'Error: thrown: "Exceeded timeout of 5000 ms for a test."\n    at {file}:88:3',
+    'TypeError: Cannot read properties of undefined (reading \'items\')\n    at Pager.next ({file}:17:31)',
+  ],
+  pytest: [
+    'AssertionError: assert 503 == 200\n +  where 503 = <Response [503]>.status_code',
+    'KeyError: \'next_page_token\'',
+    'Failed: Timeout >30.0s',
+  ],
+  eslint: ['\'result\' is assigned a value but never used. (no-unused-vars)', 'Unexpected console statement. (no-console)'],
+  unknown: ['expected 3 items but got 2', 'AssertionError: values differ\nexpected: "2024-03-11"\nactual:   "2024-03-10"'],
+};
+const JOB_MESSAGES = [
+  { type: 'warning', message: 'This job used more than 90% of its memory; consider a larger resource class.', reason: 'resource_usage' },
+  { type: 'warning', message: 'The image cimg/node:16.20 is deprecated and will stop working on 2026-06-01.', reason: 'deprecated_image' },
+  { type: 'info', message: 'Docker layer caching was not available for this job.', reason: 'dlc_unavailable' },
+  { type: 'warning', message: 'Test results were larger than 250 MB and have been truncated.', reason: 'test_results_truncated' },
+];
+const snake = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
 
 const isoMs = (ms: number): string => new Date(ms).toISOString();
 /** Whole seconds, as workflows and jobs show them: 2024-03-11T14:56:45Z. */
@@ -332,6 +433,7 @@ export class World {
   private readonly projectByKey = new Map<string, ProjectState>();
   private readonly pipelineById = new Map<string, PipelineRec>();
   private readonly workflowById = new Map<string, { rec: PipelineRec; wf: WorkflowPlan }>();
+  private readonly executors = new Map<string, Executor>();
   private readonly users: Actor[];
   private readonly bots: Actor[];
   private pipelineCount = 0;
@@ -498,6 +600,27 @@ export class World {
 
   /** GET /project/{slug}/job/{number}; undefined for approval jobs, unknown or not yet numbered jobs. */
   jobDetails(slug: string, number: number): JobDetailsPayload | undefined {
+    const hit = this.findJob(slug, number);
+    return hit ? this.detailsView(hit.rec, hit.wf, hit.j, hit.view) : undefined;
+  }
+
+  /**
+   * GET /project/{slug}/{job-number}/tests, all pages: undefined where job details are (approval,
+   * unknown, not numbered yet); [] while the job is queued or running (results come when it ends).
+   */
+  jobTests(slug: string, number: number): TestItem[] | undefined {
+    const hit = this.findJob(slug, number);
+    if (!hit) return undefined;
+    return this.testsOf(hit.rec, hit.j, hit.view.status);
+  }
+
+  /** The pipeline id of a numbered build job (for retention checks). */
+  pipelineIdOfJob(slug: string, number: number): string | undefined {
+    return this.findJob(slug, number)?.rec.id;
+  }
+
+  /** A numbered build job by number, as its newest visible workflow shows it. */
+  private findJob(slug: string, number: number): { rec: PipelineRec; wf: WorkflowPlan; j: JobPlan; view: WorkflowJobItem } | undefined {
     const p = this.findProject(slug);
     if (!p || !Number.isSafeInteger(number) || number < 0) return undefined;
     const rec = this.recByNumber(p.slug, Math.floor(number / this.jobStride));
@@ -510,35 +633,153 @@ export class World {
       if (!j) continue;
       const view = this.jobView(rec, wf, j);
       if (j.type === 'approval' || view.job_number === undefined) return undefined;
-      // Job details carry milliseconds; the list shows the same instants cut to seconds.
-      const started = view.started_at ? Date.parse(view.started_at) + (hash32(j.id, 's') % 1000) : null;
-      const stopped = view.stopped_at ? Date.parse(view.stopped_at) + (hash32(j.id, 'e') % 1000) : null;
-      const readyMs = j.readyMs as number;
-      const parsed = p.parsed;
-      const webProject = parsed.vcs === 'circleci' ? p.slug : `${parsed.vcs === 'gh' ? 'github' : 'bitbucket'}/${parsed.org}/${parsed.repo}`;
-      const status = view.status as string;
-      return {
-        web_url: `https://app.circleci.com/pipelines/${webProject}/${rec.number}/workflows/${wf.id}/jobs/${number}`,
-        project: { id: p.payload.id, slug: p.slug, name: p.payload.name, external_url: p.payload.vcs_info.vcs_url },
-        parallel_runs: [{ index: 0, status }],
-        started_at: started === null ? null : isoMs(started),
-        latest_workflow: { id: wf.id, name: wf.name },
-        name: j.name,
-        executor: { resource_class: hash32(j.name) % 3 === 0 ? 'large' : 'medium', type: 'docker' },
-        parallelism: 1,
-        status,
-        number,
-        pipeline: { id: rec.id },
-        duration: started !== null && stopped !== null ? stopped - started : null,
-        created_at: isoMs(readyMs - 200 - (hash32(j.id, 'c') % 800)),
-        messages: [],
-        contexts: hash32(j.name, 'ctx') % 2 === 0 ? [{ name: 'org-global' }] : [],
-        organization: { name: p.payload.organization_name },
-        queued_at: isoMs(readyMs),
-        stopped_at: stopped === null ? null : isoMs(stopped),
-      };
+      return { rec, wf, j, view };
     }
     return undefined;
+  }
+
+  private detailsView(rec: PipelineRec, wf: WorkflowPlan, j: JobPlan, view: WorkflowJobItem): JobDetailsPayload {
+    const p = rec.project;
+    const number = j.number;
+    // Job details carry milliseconds; the list shows the same instants cut to seconds.
+    const started = view.started_at ? Date.parse(view.started_at) + (hash32(j.id, 's') % 1000) : null;
+    const stopped = view.stopped_at ? Date.parse(view.stopped_at) + (hash32(j.id, 'e') % 1000) : null;
+    const readyMs = j.readyMs as number;
+    const parsed = p.parsed;
+    const webProject = parsed.vcs === 'circleci' ? p.slug : `${parsed.vcs === 'gh' ? 'github' : 'bitbucket'}/${parsed.org}/${parsed.repo}`;
+    const status = view.status;
+    const ex = this.executorOf(p, j.name);
+    const parallel_runs: { index: number; status: string }[] = [];
+    for (let index = 0; index < ex.parallelism; index++) parallel_runs.push({ index, status });
+    return {
+      web_url: `https://app.circleci.com/pipelines/${webProject}/${rec.number}/workflows/${wf.id}/jobs/${number}`,
+      project: { id: p.payload.id, slug: p.slug, name: p.payload.name, external_url: p.payload.vcs_info.vcs_url },
+      parallel_runs,
+      started_at: started === null ? null : isoMs(started),
+      latest_workflow: { id: wf.id, name: wf.name },
+      name: j.name,
+      executor: { resource_class: ex.resourceClass, type: ex.type },
+      parallelism: ex.parallelism,
+      status,
+      number,
+      pipeline: { id: rec.id },
+      duration: started !== null && stopped !== null ? stopped - started : null,
+      created_at: isoMs(readyMs - 200 - (hash32(j.id, 'c') % 800)),
+      messages: this.messagesOf(j),
+      contexts: hash32(j.name, 'ctx') % 2 === 0 ? [{ name: 'org-global' }] : [],
+      organization: { name: p.payload.organization_name },
+      queued_at: isoMs(readyMs),
+      stopped_at: stopped === null ? null : isoMs(stopped),
+    };
+  }
+
+  /** Executor and parallelism come from the config: fixed per project and job name. */
+  private executorOf(p: ProjectState, name: string): Executor {
+    const key = `${p.index}\0${name}`;
+    let ex = this.executors.get(key);
+    if (!ex) this.executors.set(key, (ex = this.makeExecutor(p, name)));
+    return ex;
+  }
+
+  private makeExecutor(p: ProjectState, name: string): Executor {
+    const r = new Rng(hash32(this.seed, 'executor', p.slug, name));
+    const type = name === 'setup' ? 'docker' : r.weighted([
+      ['docker', 80],
+      ['machine', 13],
+      ['macos', 7],
+    ]);
+    const resourceClass =
+      type === 'docker'
+        ? r.weighted([
+            ['small', 10],
+            ['medium', 50],
+            ['medium+', 10],
+            ['large', 25],
+            ['xlarge', 5],
+          ])
+        : type === 'machine'
+          ? r.pick(['medium', 'large', 'xlarge', 'arm.medium'])
+          : r.pick(['macos.m1.medium.gen1', 'macos.m1.large.gen1', 'm2pro.medium']);
+    const parallelism = TEST_JOBS[name] && r.chance(0.4) ? r.int(2, 4) : 1;
+    return { type, resourceClass, parallelism };
+  }
+
+  /**
+   * A job's test results, fixed by the seed and its id (so they never change once it has ended):
+   * empty until it ends, and for canceled, infrastructure_fail and timedout jobs.
+   */
+  private testsOf(rec: PipelineRec, j: JobPlan, status: string): TestItem[] {
+    if (j.type !== 'build' || (status !== 'success' && status !== 'failed')) return [];
+    const r = new Rng(hash32(this.seed, 'tests', j.id));
+    const cfg = TEST_JOBS[j.name];
+    let count = cfg ? (r.chance(cfg.none) ? 0 : r.int(cfg.min, cfg.max)) : r.chance(0.88) ? 0 : r.int(1, 6);
+    const failed = status === 'failed';
+    // A failed job reports what failed.
+    if (failed && count === 0) count = r.int(1, 3);
+    if (count === 0) return [];
+    const source = !cfg ? (j.name === 'lint' ? 'eslint' : 'unknown') : r.chance(0.25) ? 'unknown' : rec.project.index % 2 === 0 ? 'jest' : 'pytest';
+    // Real payloads often carry no file.
+    const withFiles = source !== 'unknown' && r.chance(source === 'eslint' ? 0.9 : 0.65);
+    const mean = cfg?.mean ?? 0.02;
+    const failures = new Set<number>();
+    if (failed) {
+      const n = Math.min(count, 1 + (r.chance(0.35) ? r.int(1, 3) : 0));
+      while (failures.size < n) failures.add(r.int(0, count - 1));
+    }
+    const items: TestItem[] = [];
+    const seen = new Set<string>();
+    let left = 0;
+    let module = '';
+    let classname = '';
+    let file: string | null = null;
+    for (let i = 0; i < count; i++) {
+      if (left === 0) {
+        left = r.int(1, 8);
+        module = r.pick(TEST_MODULES);
+        const aspect = r.pick(TEST_ASPECTS);
+        const cap = module[0].toUpperCase() + module.slice(1);
+        if (source === 'pytest') {
+          classname = `tests.test_${module}.Test${cap}${aspect ? aspect.split(' ').map((w) => w[0].toUpperCase() + w.slice(1)).join('') : ''}`;
+          file = `tests/test_${module}.py`;
+        } else if (source === 'eslint') {
+          classname = `src/${module}/${r.pick(['index', 'client', 'handlers', 'util'])}.ts`;
+          file = classname;
+        } else {
+          classname = aspect ? `${cap} ${aspect}` : cap;
+          file = `src/${module}/${module}.test.ts`;
+        }
+        if (!withFiles) file = null;
+      }
+      left--;
+      let name = '';
+      for (let tries = 0; tries < 4 && (name === '' || seen.has(`${classname}\0${name}`)); tries++) {
+        const c = r.pick(TEST_CASES);
+        name = source === 'pytest' ? `test_${snake(c)}` : source === 'eslint' ? `org.eslint.${r.pick(['no-unused-vars', 'no-console', 'eqeqeq', 'prefer-const'])}` : c;
+      }
+      if (seen.has(`${classname}\0${name}`)) name += source === 'pytest' ? `[case${i}]` : ` (${i})`;
+      seen.add(`${classname}\0${name}`);
+      const result: TestItem['result'] = failures.has(i) ? 'failure' : r.chance(0.04) ? 'skipped' : 'success';
+      const message = result === 'failure' ? r.pick(FAILURES[source]).replace('{file}', file ?? `src/${module}/${module}.test.ts`) : null;
+      const run_time = result === 'skipped' || r.chance(0.12) ? 0 : Math.round(r.exp(mean) * 1000) / 1000;
+      items.push({ message, source, run_time, file, result, name, classname });
+    }
+    // Some jobs list a test twice, identically (a retried or parameterised test).
+    if (items.length >= 2 && r.chance(0.15)) {
+      const twice = new Set([r.int(0, items.length - 1), r.int(0, items.length - 1)]);
+      const out: TestItem[] = [];
+      items.forEach((t, i) => {
+        out.push(t);
+        if (twice.has(i)) out.push({ ...t, run_time: t.result === 'skipped' ? 0 : Math.round(r.exp(mean) * 1000) / 1000 });
+      });
+      return out;
+    }
+    return items;
+  }
+
+  private messagesOf(j: JobPlan): { type: string; message: string; reason?: string }[] {
+    const h = hash32(this.seed, 'messages', j.id);
+    if (h % 100 >= 6) return [];
+    return [{ ...JOB_MESSAGES[(h >>> 8) % JOB_MESSAGES.length] }];
   }
 
   // ----- ground truth
@@ -548,25 +789,51 @@ export class World {
    * created_at >= startDate (newest first, project by project), all their visible workflows, and
    * every job of those workflows with _pipeline_id, _workflow_id and _workflow_created_at. Only the top-level fields the
    * schemas document are kept (the payloads carry no others today). A job id can appear under
-   * several workflows (rerun from failed), once per workflow.
+   * several workflows (rerun from failed), once per workflow. Plus every project, the details of
+   * each numbered build job once (under its latest workflow), and the test results of each
+   * finished build job under the workflow it ran in (see GroundTruth).
    */
   groundTruth(startDate: Date, opts: GroundTruthOptions = {}): GroundTruth {
     const startMs = startDate.getTime();
     const cut = opts.retentionDays !== undefined ? this.clock - opts.retentionDays * DAY : -Infinity;
-    const out: GroundTruth = { pipelines: [], workflows: [], jobs: [] };
+    const withTests = opts.tests ?? true;
+    const out: GroundTruth = {
+      pipelines: [],
+      workflows: [],
+      jobs: [],
+      projects: this.projects.map((p) => structuredClone(p.payload)),
+      job_details: [],
+      tests: [],
+    };
     for (const p of this.projects) {
       for (let i = p.recs.length - 1; i >= 0 && p.recs[i].createdMs >= startMs; i--) {
         const rec = p.recs[i];
         out.pipelines.push(pick(this.pipelineView(rec), PIPELINE_KEYS));
         if (rec.createdMs < cut) continue;
+        // Job number -> its newest visible workflow (what job details call latest_workflow).
+        const latest = new Map<number, { wf: WorkflowPlan; j: JobPlan; view: WorkflowJobItem; createdAt: string }>();
         for (const wf of this.kidsOf(rec)) {
           if (wf.createdMs > this.clock) continue;
           const view = this.workflowView(rec, wf);
+          const createdAt = view.created_at as string;
           out.workflows.push(pick(view, WORKFLOW_KEYS));
           for (const j of wf.jobs) {
-            const job = { ...this.jobView(rec, wf, j), _pipeline_id: rec.id, _workflow_id: wf.id, _workflow_created_at: view.created_at };
-            out.jobs.push(pick(job, JOB_KEYS));
+            const jv = this.jobView(rec, wf, j);
+            out.jobs.push(pick({ ...jv, _pipeline_id: rec.id, _workflow_id: wf.id, _workflow_created_at: createdAt }, JOB_KEYS));
+            if (j.type !== 'build' || jv.job_number === undefined) continue;
+            latest.set(j.number, { wf, j, view: jv, createdAt });
+            if (!withTests || j.adopted || UNFINISHED.has(jv.status)) continue;
+            const occurrences = new Map<string, number>();
+            for (const t of this.testsOf(rec, j, jv.status)) {
+              const key = `${t.classname}\0${t.name}\0${t.file}`;
+              const n = occurrences.get(key) ?? 0;
+              occurrences.set(key, n + 1);
+              out.tests.push({ _project_slug: p.slug, _job_number: j.number, _workflow_id: wf.id, _workflow_created_at: createdAt, _occurrence: n, ...t });
+            }
           }
+        }
+        for (const { wf, j, view, createdAt } of latest.values()) {
+          out.job_details.push({ _project_slug: p.slug, _workflow_created_at: createdAt, ...this.detailsView(rec, wf, j, view) });
         }
       }
     }
@@ -981,7 +1248,7 @@ export class World {
       const spec = w.specs[i];
       const reused = w.reuse?.get(i);
       if (reused) {
-        wf.jobs.push({ ...reused });
+        wf.jobs.push({ ...reused, adopted: true });
         continue;
       }
       const deps = spec.deps.map((k) => wf.jobs[k]);
