@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { ROOT, type Message } from './helpers.js';
@@ -8,8 +8,9 @@ const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
 const load = (p: string) => JSON.parse(readFileSync(`${ROOT}/${p}`, 'utf8'));
 
 const messageValidator = ajv.compile(load('test/schemas/airbyte-message.schema.json'));
-const recordValidators = Object.fromEntries(['pipelines', 'workflows', 'jobs'].map((s) => [s, ajv.compile(load(`schemas/${s}.json`))]));
-const declared = Object.fromEntries(['pipelines', 'workflows', 'jobs'].map((s) => [s, Object.keys(load(`schemas/${s}.json`).properties)]));
+const streams = readdirSync(`${ROOT}/schemas`).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length));
+const recordValidators = Object.fromEntries(streams.map((s) => [s, ajv.compile(load(`schemas/${s}.json`))]));
+const declared = Object.fromEntries(streams.map((s) => [s, Object.keys(load(`schemas/${s}.json`).properties)]));
 
 /** Every message is a valid AirbyteMessage; every record validates against its stream's schema with no undeclared top-level field. */
 export function invalidMessages(messages: Message[]): string[] {

@@ -211,7 +211,8 @@ class ProjectCrawl {
     const emitted = [...this.emitted].map(([s, n]) => `${n} ${s}`).join(', ') || 'no records';
     await this.opts.sink.log(
       'INFO',
-      `${this.slug}: scanned ${this.pipelinesScanned} pipelines back to ${iso(Math.max(this.scanFloor, 0))} in ${this.pages} pages` +
+      `${this.slug}: scanned ${this.pipelinesScanned} pipelines` +
+        `${Number.isFinite(this.scanFloor) ? ` back to ${iso(Math.max(this.scanFloor, 0))}` : ''} in ${this.pages} pages` +
         `${this.pipelinesResumed ? ` (${this.pipelinesResumed} already synced by an interrupted sync)` : ''}, ` +
         `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );

@@ -1,0 +1,134 @@
+/**
+ * projects, job_details and tests (issue 13): what a series of incremental syncs writes, while
+ * CircleCI's clock moves during and between them, equals the mock's ground truth; each finished
+ * job's test results are asked for once; and streams nobody selected cost no request.
+ */
+import { startMockServer, type MockServer } from '../src/mock/server.js';
+import { World } from '../src/mock/world.js';
+import { ALL_INCREMENTAL, AIRBYTE_CLI, ROOT, TEST_TOKEN, byKey, configuredCatalog, keyOf, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
+import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
+import { join } from 'node:path';
+
+const DAY = 86_400_000;
+const MARGIN = 5 * 60_000;
+const ALL: StreamName[] = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'];
+const STOPPED = (status: unknown) => !['running', 'queued', 'not_running', 'blocked', 'on_hold'].includes(String(status));
+/** GET /project/{slug}/{n}/tests, first page: the slug and the job number. */
+const TESTS_PATH = /^\/api\/v2\/project\/(.+)\/([0-9]+)\/tests(?:\?(.*))?$/;
+const DETAILS_PATH = /^\/api\/v2\/project\/(.+)\/job\/([0-9]+)(?:\?.*)?$/;
+
+/** Details by key, as a deduplicating destination keeps them: the larger cursor wins, then the later write. */
+function mergeDetails(records: Message[], into: Map<string, Message>) {
+  for (const r of records) {
+    const k = keyOf('job_details', r);
+    const old = into.get(k);
+    if (!old || Date.parse(r._workflow_created_at) >= Date.parse(old._workflow_created_at)) into.set(k, r);
+  }
+}
+
+describe.each([airbyte, singer])('$name: projects, job details and test results', (face) => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('incremental rounds under a moving clock equal the ground truth; a finished job\'s tests are asked for once', async () => {
+    const world = new World({ seed: 37, historyDays: 4, pipelinesPerDay: 24 });
+    mock = await startMockServer({ world, token: TEST_TOKEN, clockStepMs: 3_000, jobPageSize: 3, testPageSize: 7 });
+    const startDate = new Date(world.now().getTime() - 3 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const union = Object.fromEntries(ALL.map((s) => [s, new Map<string, Message>()])) as Record<StreamName, Map<string, Message>>;
+    const runningDetails = new Set<string>();
+    /** Per job (slug|number): the rounds that asked for its tests, and each round's first answer (world ms). */
+    const testsAsked = new Map<string, number[]>();
+    const roundStart: number[] = [];
+    let state: unknown;
+    const gaps = [0, 2, 20, 1, 40].map((h) => h * 3_600_000);
+    for (const [round, gap] of [...gaps, 0].entries()) {
+      if (round === gaps.length) mock.setClock(0);
+      world.advance(gap);
+      mock.resetCounters();
+      const r = await face.sync(config, state, ALL);
+      for (const d of r.records.job_details) if (d.duration === null) runningDetails.add(keyOf('job_details', d));
+      mergeDetails(r.records.job_details, union.job_details);
+      for (const s of ALL.filter((s) => s !== 'job_details')) byKey(s, r.records[s], union[s]);
+      state = r.state;
+      const log = mock.counters.log;
+      roundStart.push(log[0].at);
+      for (const l of log) {
+        const m = TESTS_PATH.exec(l.path);
+        if (!m || (m[3] ?? '').includes('page-token')) continue;
+        const k = `${decodeURIComponent(m[1])}|${m[2]}`;
+        testsAsked.set(k, [...(testsAsked.get(k) ?? []), round]);
+      }
+    }
+
+    const truth = world.groundTruth(startDate);
+    // The key column _file is file, or "" where CircleCI sends null.
+    const tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
+    expectUnionEqualsTruth(union, { ...truth, tests } as unknown as Record<string, unknown[]>, ALL);
+
+    // What makes this world worth the test: details first read running, then final; a job in two
+    // workflows (rerun from failed) whose details name the newer; tests over several pages,
+    // null files, identical entries; jobs without tests.
+    expect([...runningDetails].filter((k) => union.job_details.get(k)?.duration !== null).length).toBeGreaterThan(0);
+    const workflowsOf = new Map<string, Set<string>>();
+    for (const j of truth.jobs) workflowsOf.set(`${j.project_slug}|${j.job_number}`, (workflowsOf.get(`${j.project_slug}|${j.job_number}`) ?? new Set()).add(String(j._workflow_id)));
+    const adopted = [...workflowsOf].filter(([k, ws]) => ws.size > 1 && union.job_details.has(k));
+    expect(adopted.length).toBeGreaterThan(0);
+    const perJob = new Map<string, number>();
+    for (const t of tests) perJob.set(`${t._project_slug}|${t._job_number}`, (perJob.get(`${t._project_slug}|${t._job_number}`) ?? 0) + 1);
+    expect([...perJob.values()].some((n) => n > 7)).toBe(true);
+    expect(tests.some((t) => t.file === null)).toBe(true);
+    expect(tests.some((t) => t._occurrence > 0)).toBe(true);
+    const finishedBuilds = truth.jobs.filter((j) => j.type === 'build' && typeof j.job_number === 'number' && STOPPED(j.status));
+    expect(finishedBuilds.some((j) => !perJob.has(`${j.project_slug}|${j.job_number}`) && testsAsked.has(`${j.project_slug}|${j.job_number}`))).toBe(true);
+
+    // Once: a job's tests are asked for again only if it stopped no earlier than 5 minutes before
+    // the start of the sync that first asked (that sync may have seen it before it stopped).
+    const stoppedAt = new Map(truth.jobs.map((j) => [`${j.project_slug}|${j.job_number}`, Date.parse(String(j.stopped_at))]));
+    const again = [...testsAsked].filter(([, rounds]) => rounds.length > 1);
+    const unexplained = again.filter(([k, rounds]) => !(stoppedAt.get(k)! >= roundStart[rounds[0]] - MARGIN));
+    expect(unexplained).toEqual([]);
+    expect(testsAsked.size).toBeGreaterThan(0);
+  });
+});
+
+describe('opt-in cost', () => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('a sync of pipelines, workflows and jobs asks for no job details, tests or project; projects alone asks for one object per project', async () => {
+    const world = new World({ seed: 5, historyDays: 3, pipelinesPerDay: 6 });
+    mock = await startMockServer({ world, token: TEST_TOKEN });
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: new Date(world.now().getTime() - 2 * DAY).toISOString(), base_url: mock.baseUrl };
+    const three = tempFiles({ config, catalog: ALL_INCREMENTAL });
+    const r = await runCli(AIRBYTE_CLI, ['read', '--config', three.config, '--catalog', three.catalog]);
+    expect(r.code).toBe(0);
+    expect(recordsOf(r.messages, 'jobs').length).toBeGreaterThan(0);
+    const asked = mock.counters.log.map((l) => l.path);
+    expect(asked.filter((p) => TESTS_PATH.test(p) || DETAILS_PATH.test(p) || /^\/api\/v2\/project\/[^/]+\/[^/]+\/[^/]+(\?.*)?$/.test(p))).toEqual([]);
+
+    mock.resetCounters();
+    const only = tempFiles({ config, catalog: configuredCatalog({ projects: 'full_refresh' }) });
+    const p = await runCli(AIRBYTE_CLI, ['read', '--config', only.config, '--catalog', only.catalog]);
+    expect(p.code).toBe(0);
+    const projects = recordsOf(p.messages, 'projects');
+    expect(projects.map((x) => x.slug).sort()).toEqual([...world.projectSlugs()].sort());
+    expect(projects).toEqual(world.groundTruth(new Date(0)).projects);
+    expect(mock.counters.log.map((l) => l.path).sort()).toEqual(world.projectSlugs().map((s) => `/api/v2/project/${s}`).sort());
+  });
+
+  test('Singer: job details and tests are not selected by default, and a sync without a catalog leaves them out', async () => {
+    const world = new World({ seed: 5, historyDays: 2, pipelinesPerDay: 4 });
+    mock = await startMockServer({ world, token: TEST_TOKEN });
+    const config = tempFiles({ c: { token: TEST_TOKEN, project_slugs: world.projectSlugs(), base_url: mock.baseUrl } }).c;
+    const singerCli = join(ROOT, 'dist/cli/singer.js');
+    const d = await runCli(singerCli, ['--discover', '--config', config]);
+    const byDefault = Object.fromEntries(d.messages[0].streams.map((e: Message) => [e.tap_stream_id, e.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata['selected-by-default']]));
+    expect(byDefault).toEqual({ projects: true, pipelines: true, workflows: true, jobs: true, job_details: false, tests: false });
+    const r = await runCli(singerCli, ['--config', config]);
+    expect(r.code).toBe(0);
+    const streams = new Set(r.messages.filter((m) => m.type === 'RECORD').map((m) => m.stream));
+    expect([...streams].sort()).toEqual(['jobs', 'pipelines', 'projects', 'workflows']);
+    expect(mock.counters.log.some((l) => TESTS_PATH.test(l.path) || DETAILS_PATH.test(l.path))).toBe(false);
+  });
+});
