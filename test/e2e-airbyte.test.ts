@@ -86,7 +86,7 @@ describe('spec, check, discover', () => {
     expect(r.messages[0].connectionStatus.message).toMatch(/"gh\/acme\/does-not-exist" not found/);
   });
 
-  test('discover prints the three streams with their modes, cursors and keys', async () => {
+  test('discover prints every stream with its modes, cursor and key', async () => {
     const r = await runCli(AIRBYTE_CLI, ['discover', '--config', tempFiles({ c: configFor() }).c]);
     expect(r.code).toBe(0);
     expect(invalidMessages(r.messages)).toEqual([]);
@@ -95,9 +95,17 @@ describe('spec, check, discover', () => {
       name: s.name, modes: s.supported_sync_modes, cursor: s.default_cursor_field, key: s.source_defined_primary_key,
     }));
     expect(streams).toEqual([
+      { name: 'projects', modes: ['full_refresh'], cursor: undefined, key: [['id']] },
       { name: 'pipelines', modes: ['full_refresh', 'incremental'], cursor: ['updated_at'], key: [['id']] },
       { name: 'workflows', modes: ['full_refresh', 'incremental'], cursor: ['created_at'], key: [['id']] },
       { name: 'jobs', modes: ['full_refresh', 'incremental'], cursor: ['_workflow_created_at'], key: [['id'], ['_workflow_id']] },
+      { name: 'job_details', modes: ['full_refresh', 'incremental'], cursor: ['_workflow_created_at'], key: [['_project_slug'], ['number']] },
+      {
+        name: 'tests',
+        modes: ['full_refresh', 'incremental'],
+        cursor: ['_workflow_created_at'],
+        key: [['_project_slug'], ['_job_number'], ['classname'], ['name'], ['_file'], ['_occurrence']],
+      },
     ]);
     for (const s of r.messages[0].catalog.streams) {
       expect(s.json_schema).toEqual(JSON.parse(readFileSync(`${ROOT}/schemas/${s.name}.json`, 'utf8')));

@@ -311,7 +311,7 @@ describe('DNS', () => {
 describe('tap-circleci --test', () => {
   test('prints no STATE covering records it did not emit: its records plus a sync from its last STATE hold everything', async () => {
     // Seed 31 at this clock: the two newest pipelines have no workflows yet, so the second one is
-    // complete the moment it is listed, while --test drops its record (one per stream).
+    // complete the moment it is listed, while --test drops its record (one per stream: projects too).
     const now = new Date('2026-06-01T12:00:00Z');
     const w = new World({ seed: 31, now, historyDays: 10, pipelinesPerDay: 6, projects: ['gh/acme/api'] });
     const since = new Date(now.getTime() - 10 * DAY);
@@ -320,7 +320,7 @@ describe('tap-circleci --test', () => {
       const files = tempFiles({ config: { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: since.toISOString(), base_url: m.baseUrl } });
       const test = await runCli(SINGER_CLI, ['--config', files.config, '--test']);
       expect(test.code).toBe(0);
-      expect(test.messages.filter((x) => x.type === 'RECORD').length).toBe(3);
+      expect(test.messages.filter((x) => x.type === 'RECORD').length).toBe(4); // one per stream selected by default
       const states = test.messages.filter((x) => x.type === 'STATE');
       const union = new Map<string, Map<string, Message>>(STREAMS.map((s) => [s, byKey(s, test.messages.filter((x) => x.type === 'RECORD' && x.stream === s).map((x) => x.record))]));
       // No STATE at all is fine (nothing claimed); otherwise the next sync starts from the last one.
@@ -369,7 +369,7 @@ describe('messages a newcomer meets', () => {
       c.on('close', (code) => resolve({ code, stdout: out }));
     });
     expect(raw.code).toBe(0);
-    expect(raw.stdout).toContain('CircleCI (API v2) source for Airbyte: pipelines, workflows and jobs.');
+    expect(raw.stdout).toContain('CircleCI (API v2) source for Airbyte: projects, pipelines, workflows, jobs, job details and test results.');
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
     for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci']]) {
       const v = await new Promise<{ code: number | null; stdout: string }>((resolve) => {

@@ -197,14 +197,17 @@ describe('SIGKILL and resume from the last STATE printed', () => {
     expect(skippedTotal).toBeGreaterThanOrEqual(100);
   });
 
-  test('resumable full refresh, as Airbyte runs it: discover declares every stream is_resumable, so the platform hands a retried attempt of a jobs-only full refresh the state of the attempt before; that attempt fetches nothing the previous one completed', async () => {
+  test('resumable full refresh, as Airbyte runs it: discover declares every stream below the pipeline list is_resumable, so the platform hands a retried attempt of a jobs-only full refresh the state of the attempt before; that attempt fetches nothing the previous one completed', async () => {
     const files = tempFiles({ config: config() });
     const d = await runCli(AIRBYTE_CLI, ['discover', '--config', files.config]);
     const streams = d.messages.find((m) => m.type === 'CATALOG')!.catalog.streams;
     expect(streams.map((s: Message) => [s.name, s.is_resumable, typeof s.source_defined_cursor])).toEqual([
+      ['projects', false, 'boolean'],
       ['pipelines', true, 'boolean'],
       ['workflows', true, 'boolean'],
       ['jobs', true, 'boolean'],
+      ['job_details', true, 'boolean'],
+      ['tests', true, 'boolean'],
     ]);
     // Attempt 1 is killed after a resume marker; attempt 2 gets its last STATE; killed again, attempt 3 finishes.
     const { union, skippedTotal } = await interruptedSync(configuredCatalog({ jobs: 'full_refresh' }), ['jobs'], [afterMarker(['jobs']), afterMarker(['jobs'])]);

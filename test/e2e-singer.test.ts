@@ -14,8 +14,10 @@ import { AIRBYTE_CLI, ALL_FULL, ROOT, TEST_TOKEN, byKey, recordsOf as airbyteRec
 const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
-const STREAMS = ['pipelines', 'workflows', 'jobs'] as const;
-const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at' };
+/** The streams selected by default (job_details and tests are opt-in), and every stream. */
+const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs'] as const;
+const ALL_STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'];
+const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at' };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -176,7 +178,7 @@ afterAll(async () => {
 describe('discover, about, version, help', () => {
   test('--discover prints a catalog: ids, one [] breadcrumb, one per property, automatic keys, replication', async () => {
     const catalog = await discover();
-    expect(catalog.streams.map((s: Message) => s.tap_stream_id)).toEqual([...STREAMS]);
+    expect(catalog.streams.map((s: Message) => s.tap_stream_id)).toEqual(ALL_STREAMS);
     for (const s of catalog.streams) {
       expect(s.tap_stream_id).toMatch(/^[a-z_0-9]+$/);
       expect(s.stream).toBe(s.tap_stream_id);
@@ -312,7 +314,7 @@ describe('sync', () => {
     const files = tempFiles({ config: configFor(), catalog: ALL_FULL });
     const airbyte = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
     expect(airbyte.code).toBe(0);
-    for (const s of STREAMS) {
+    for (const s of ['pipelines', 'workflows', 'jobs']) {
       const a = byKey(s, airbyteRecordsOf(airbyte.messages, s));
       const b = byKey(s, recordsOf(full, s));
       expect(b.size).toBe(a.size);
@@ -336,7 +338,7 @@ describe('sync', () => {
     catalog.streams.find((s: Message) => s.tap_stream_id === 'jobs').metadata[0].metadata.selected = false;
     const r = await sync({ catalog });
     expect(r.code).toBe(0);
-    expect(schemasOf(r.messages).map((m) => m.stream)).toEqual(['pipelines', 'workflows']);
+    expect(schemasOf(r.messages).map((m) => m.stream)).toEqual(['projects', 'pipelines', 'workflows']);
     expect(recordsOf(r.messages, 'jobs')).toEqual([]);
     expect(recordsOf(r.messages, 'workflows').length).toBe(recordsOf(full, 'workflows').length);
     expect(Object.keys(finalState(r.messages).bookmarks).sort()).toEqual(['pipelines', 'workflows']);
@@ -356,13 +358,13 @@ describe('sync', () => {
     deselect('jobs', '_workflow_id'); // a key: kept
     deselect('jobs', 'dependencies');
     // A nested field (Meltano writes breadcrumbs for nested properties too).
-    catalog.streams[0].metadata.push({ breadcrumb: ['properties', 'trigger', 'properties', 'actor'], metadata: { selected: false } });
+    catalog.streams.find((s: Message) => s.tap_stream_id === 'pipelines').metadata.push({ breadcrumb: ['properties', 'trigger', 'properties', 'actor'], metadata: { selected: false } });
     const r = await sync({ catalog });
     expect(r.code).toBe(0);
     const schema = (s: string) => Object.keys(schemasOf(r.messages).find((m) => m.stream === s)!.schema.properties);
     const gone: Record<string, string[]> = { pipelines: ['vcs', 'trigger_parameters'], workflows: ['name'], jobs: ['dependencies'] };
     const kept: Record<string, string[]> = { pipelines: ['id', 'updated_at', 'number'], workflows: ['id', 'created_at', 'status'], jobs: ['id', '_workflow_id', 'name'] };
-    for (const s of STREAMS) {
+    for (const s of Object.keys(gone)) {
       for (const f of gone[s]) expect({ s, f, inSchema: schema(s).includes(f) }).toEqual({ s, f, inSchema: false });
       for (const f of kept[s]) expect({ s, f, inSchema: schema(s).includes(f) }).toEqual({ s, f, inSchema: true });
       const records = recordsOf(r.messages, s);
@@ -370,7 +372,7 @@ describe('sync', () => {
       expect(records.filter((rec) => gone[s].some((f) => f in rec))).toEqual([]);
       expect(records.every((rec) => kept[s].every((f) => f in rec))).toBe(true);
     }
-    const trigger = schemasOf(r.messages)[0].schema.properties.trigger;
+    const trigger = schemasOf(r.messages).find((m) => m.stream === 'pipelines')!.schema.properties.trigger;
     expect(Object.keys(trigger.properties)).not.toContain('actor');
     expect(Object.keys(trigger.properties)).toContain('type');
     const pipelines = recordsOf(r.messages, 'pipelines');
@@ -436,7 +438,7 @@ describe('sync', () => {
     expect(mock.counters.total).toBeLessThan(fullRequests / 2);
     const schemaOnly = await sync({ extra: ['--test=schema'] });
     expect(schemaOnly.code).toBe(0);
-    expect(schemaOnly.messages.map((m) => m.type)).toEqual(['SCHEMA', 'SCHEMA', 'SCHEMA']);
+    expect(schemaOnly.messages.map((m) => m.type)).toEqual(STREAMS.map(() => 'SCHEMA'));
   });
 
   test('a catalog selecting nothing syncs nothing and says so', async () => {
@@ -492,7 +494,7 @@ describe('state', () => {
     try {
       const start = new Date(w.now().getTime() - 15 * DAY);
       const config = configFor({ start_date: start.toISOString() }, m, w);
-      const union = { pipelines: new Map<string, Message>(), workflows: new Map<string, Message>(), jobs: new Map<string, Message>() };
+      const union: Record<string, Map<string, Message>> = Object.fromEntries(STREAMS.map((s) => [s, new Map()]));
       let state: Message | undefined;
       for (const step of [0, 6 * HOUR, 30 * HOUR, 3 * HOUR, 72 * HOUR]) {
         w.advance(step);

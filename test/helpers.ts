@@ -120,7 +120,7 @@ export function configuredCatalog(streams: Partial<Record<StreamName, Mode>>) {
       sync_mode: mode,
       destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite',
       ...(mode === 'incremental' ? { cursor_field: [CURSORS[name]] } : {}),
-      primary_key: KEYS[name as StreamName].map((k) => [k]),
+      primary_key: (KEYS[name as StreamName] ?? ['id']).map((k) => [k]),
     })),
   };
 }

@@ -1,4 +1,5 @@
 import type { ConnectorError } from '../errors.js';
+import { inTree } from '../streams/index.js';
 import type { StreamDeclaration } from '../streams/stream.js';
 import type { LogLevel, StreamStatus, SyncSink } from '../sync/crawler.js';
 import type { StreamState } from '../sync/state.js';
@@ -13,10 +14,11 @@ export const airbyteStream = (s: StreamDeclaration) => ({
   source_defined_cursor: !!s.cursorField,
   ...(s.cursorField ? { default_cursor_field: [s.cursorField] } : {}),
   source_defined_primary_key: s.primaryKey.map((k) => [k]),
-  // Every stream resumes from its state: per project, a cursor and, while a sync of the project
-  // is unfinished, a marker of the pipelines it completed. Resumable, the platform keeps a
-  // full-refresh stream's state between the attempts of one job (and drops it for the next job).
-  is_resumable: true,
+  // The streams below the pipeline list resume from their state: per project, a cursor and, while
+  // a sync of the project is unfinished, a marker of the pipelines it completed. Resumable, the
+  // platform keeps a full-refresh stream's state between the attempts of one job (and drops it
+  // for the next job). projects is one request a project: it starts again.
+  is_resumable: inTree(s),
 });
 
 export const traceError = (e: ConnectorError) => ({

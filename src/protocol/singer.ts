@@ -101,6 +101,8 @@ export class SingerSink implements SyncSink {
     if (this.stopped || this.dropped) return;
     const decl = streamByName(stream);
     if (!decl) return;
+    // A full-table stream with nothing to resume (projects) keeps no bookmark.
+    if (!decl.cursorField && !Object.keys(state).length && !(stream in this.bookmarks)) return;
     this.bookmarks[stream] = toSingerBookmark(decl, state);
     await this.out.line(stateMessage(this.bookmarks));
   }

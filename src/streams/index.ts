@@ -19,6 +19,9 @@ export const childrenOf = (name: string): StreamDeclaration[] => STREAMS.filter(
 /** A stream and everything below it. */
 export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => [s, ...childrenOf(s.name).flatMap(subtreeOf)];
 
+/** Streams read while walking the pipeline list: they checkpoint per pipeline and can resume. */
+export const inTree = (s: StreamDeclaration): boolean => subtreeOf(TREE_ROOT).includes(s);
+
 /** The streams whose records carry this stream's cursor (jobs, details and tests carry their workflow's). */
 export const heirsOf = (s: StreamDeclaration): StreamDeclaration[] =>
   childrenOf(s.name).filter((c) => c.cursorFromParent).flatMap((c) => [c, ...heirsOf(c)]);

@@ -2,7 +2,7 @@ import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
 import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
 import { type ConnectorError, asConnectorError } from '../errors.js';
-import { STREAMS, TREE_ROOT, childrenOf, heirsOf, subtreeOf } from '../streams/index.js';
+import { STREAMS, TREE_ROOT, childrenOf, heirsOf, inTree, subtreeOf } from '../streams/index.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
 import { DAY_MS, StreamCursor, cursorValue, horizon, signpost, timeOf } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
@@ -196,7 +196,7 @@ class ProjectCrawl {
     const started = Date.now();
     try {
       // Streams of the project itself (one object each), then the tree, if anything in it is selected.
-      for (const s of STREAMS.filter((s) => !s.parent && s !== TREE_ROOT && this.plans.has(s.name))) {
+      for (const s of STREAMS.filter((s) => !inTree(s) && this.plans.has(s.name))) {
         await this.emit(this.plans.get(s.name)!, (await this.opts.client.get(s.path({ project: this.slug }))) as Json);
       }
       if (subtreeOf(TREE_ROOT).some((s) => this.plans.has(s.name))) await this.visitList(TREE_ROOT, { project: this.slug });
@@ -226,9 +226,8 @@ class ProjectCrawl {
     const sign = signpost(this.syncStart());
     const { top, through } = this.progress;
     const out = new Map<string, ProjectCursor | undefined>();
-    const tree = new Set(subtreeOf(TREE_ROOT));
     for (const { stream, cursor } of this.plans.values()) {
-      if (!tree.has(stream)) out.set(stream.name, undefined);
+      if (!inTree(stream)) out.set(stream.name, undefined);
       else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
     }
     return out;
