@@ -21,7 +21,8 @@
  *  history     (issue #10) 3 projects x 90 days x 20 pipelines a day, all three streams incremental:
  *              a full sync, a no-change sync and one a day later; requests, records, the time at
  *              1,000 requests a minute, and a full sync scaled to a year. No-change <= 10% of full;
- *              a day later <= 2 x that day's pipelines + the no-change cost.
+ *              a day later <= 2 x that day's pipelines + the no-change cost. Then (issue #13) the
+ *              same three syncs with the opt-in job_details and tests: the requests each adds.
  *  ceiling     (only when named) a bare client (bench/http-client.mjs) against the mock and against
  *              a server that answers one fixed page: the requests a second this machine allows.
  *
@@ -40,8 +41,10 @@ import { World } from '../dist-dev/mock/world.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/airbyte.js');
 const PROBE = pathToFileURL(join(ROOT, 'bench/probe.mjs')).href;
-const CATALOG = join(ROOT, 'integration_tests/configured_catalog.json');
-const INCREMENTAL_CATALOG = join(ROOT, 'integration_tests/incremental_catalog.json');
+const FULL_CATALOG = join(ROOT, 'integration_tests/configured_catalog.json');
+const ALL_INCREMENTAL_CATALOG = join(ROOT, 'integration_tests/incremental_catalog.json');
+/** The three streams every scenario measures; job_details and tests are opt-in (history scenario, part 2). */
+const CORE = ['pipelines', 'workflows', 'jobs'];
 const TOKEN = 'bench-token-not-a-secret';
 const NOW = new Date('2025-06-01T00:00:00Z');
 const DAY = 86_400_000;
@@ -126,6 +129,18 @@ function machineBusySeconds() {
 
 const tmp = mkdtempSync(join(tmpdir(), 'source-circleci-bench-'));
 let runNo = 0;
+
+/** One of the shipped catalogs, cut down to `streams`, written to the bench's folder. */
+function catalogOf(file, streams, name) {
+  const catalog = JSON.parse(readFileSync(file, 'utf8'));
+  catalog.streams = catalog.streams.filter((e) => streams.includes(e.stream.name));
+  const path = join(tmp, `catalog-${name}.json`);
+  writeFileSync(path, JSON.stringify(catalog));
+  return path;
+}
+const CATALOG = catalogOf(FULL_CATALOG, CORE, 'full');
+const INCREMENTAL_CATALOG = catalogOf(ALL_INCREMENTAL_CATALOG, CORE, 'incremental');
+const CHILDREN_CATALOG = catalogOf(ALL_INCREMENTAL_CATALOG, [...CORE, 'job_details', 'tests'], 'children');
 
 /**
  * Spawns `airbyte.js read` against `mock` and measures it. The mock's counters are reset first,
@@ -635,7 +650,7 @@ async function historyScenario() {
   const lookbackDays = 7;
   console.log(`\n## 5. History scale: full, no-change and next-day incremental syncs of all three streams (lookback ${lookbackDays} days)\n`);
   const data = dataset(d);
-  console.log(`Dataset: ${data.label}; the catalog is integration_tests/incremental_catalog.json (jobs incremental by _workflow_created_at).`);
+  console.log(`Dataset: ${data.label}; the catalog is integration_tests/incremental_catalog.json's pipelines, workflows and jobs (jobs incremental by _workflow_created_at).`);
   const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
   let full, quiet, nextDay, dayPipelines, unavoidable;
   const incremental = (state) => read(mock, data, { catalog: INCREMENTAL_CATALOG, state, expectRecords: !state });
@@ -679,6 +694,58 @@ async function historyScenario() {
     `the day alone needs ${f0(unavoidable)}`);
   const brief = (r) => ({ requests: r.requests, routes: r.routes, records: r.records, byStream: r.byStream, wall: r.wall });
   results.history = { dataset: { ...d, ...data.expected }, full: brief(full), quiet: brief(quiet), nextDay: brief(nextDay), dayPipelines, unavoidable, perPipeline };
+  await childrenCost(d, lookbackDays, brief);
+}
+
+/** Numbered build jobs of the workflows created after `sinceMs` (one job once), and how many of them have stopped. */
+function newJobs(world, slugs, sinceMs) {
+  const numbered = new Set();
+  let stopped = 0;
+  for (const slug of slugs) {
+    for (const p of world.listPipelines(slug).filter((x) => Date.parse(x.created_at) > sinceMs - 8 * DAY)) {
+      for (const wf of world.workflowsOf(p.id) ?? []) {
+        if (Date.parse(wf.created_at) <= sinceMs) continue;
+        for (const j of world.jobsOf(wf.id) ?? []) {
+          if (j.type !== 'build' || j.job_number === undefined || numbered.has(`${slug}|${j.job_number}`)) continue;
+          numbered.add(`${slug}|${j.job_number}`);
+          if (j.stopped_at) stopped++;
+        }
+      }
+    }
+  }
+  return { numbered: numbered.size, stopped };
+}
+
+/** Part 2 of the history scenario: the same syncs with the opt-in job_details and tests selected too. */
+async function childrenCost(d, lookbackDays, brief) {
+  console.log(`\n### What job_details and tests add (opt-in): the same three syncs with them selected, on a fresh copy of the dataset\n`);
+  const data = dataset(d);
+  const mock = await startMockServer({ world: data.world, token: TOKEN, latencyMs: 0, ...PAGE });
+  const run = (state) => read(mock, data, { catalog: CHILDREN_CATALOG, state, expectRecords: false, timeoutMs: 900_000 });
+  let full, quiet, nextDay, fresh;
+  try {
+    full = await run(undefined);
+    checkRun(full, 'history with job_details and tests, full');
+    quiet = await run(full.state);
+    checkRun(quiet, 'history with job_details and tests, no change');
+    data.world.advance(DAY);
+    fresh = newJobs(data.world, data.slugs, NOW.getTime());
+    nextDay = await run(quiet.state);
+    checkRun(nextDay, 'history with job_details and tests, a day later');
+  } finally {
+    await mock.close();
+  }
+  const row = (name, r) => [name, f0(r.requests), f0(r.routes.jobDetails), f0(r.routes.tests), f0(r.byStream.job_details ?? 0), f0(r.byStream.tests ?? 0), f1(r.wall)];
+  table(['sync', 'requests, all', 'job_details requests', 'tests requests (pages)', 'job_details records', 'tests records', 'wall s here'], [
+    row('full (no state)', full),
+    row('no change since', quiet),
+    row(`a day later (${f0(fresh.numbered)} new numbered build jobs, ${f0(fresh.stopped)} of them stopped)`, nextDay),
+  ]);
+  console.log('');
+  console.log(`job_details costs one request per numbered build job and workflow it appears in; tests one request per 20 results (at least one) per finished numbered build job.` +
+    ` After the first sync, each costs what changed: jobs of new workflows, and jobs that were still running.` +
+    ` The no-change sync asked for ${f0(quiet.routes.jobDetails)} details and ${f0(quiet.routes.tests)} test pages; the day later ${f0(nextDay.routes.jobDetails)} and ${f0(nextDay.routes.tests)} for ${f0(fresh.numbered)} new jobs.`);
+  results.historyChildren = { full: brief(full), quiet: brief(quiet), nextDay: brief(nextDay), newJobs: fresh };
 }
 
 /** Requests a second of a bare client process against `base`, and the CPU both sides used. */

@@ -96,11 +96,21 @@ describe('generated acceptance fixtures are current', () => {
     const config = JSON.parse(read(env.config));
     const truth = acceptanceWorld(env).groundTruth(new Date(config.start_date));
     const expected = readJsonl(join(ROOT, 'integration_tests/expected_records.jsonl'));
-    const fromTruth = (['pipelines', 'workflows', 'jobs'] as const).flatMap((stream) => truth[stream].map((data) => ({ stream, data, emitted_at: Date.parse(env.now) })));
+    const streams = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'] as const;
+    const records: Record<(typeof streams)[number], unknown[]> = {
+      ...truth,
+      // The configured projects; tests carry the key column _file ("" for a null file).
+      projects: truth.projects.filter((p) => config.project_slugs.includes(p.slug)),
+      tests: truth.tests.map((t) => ({ ...t, _file: t.file ?? '' })),
+    };
+    const fromTruth = streams.flatMap((stream) => records[stream].map((data) => ({ stream, data, emitted_at: Date.parse(env.now) })));
     expect(expected.length).toBe(fromTruth.length);
     expect(expected).toEqual(JSON.parse(JSON.stringify(fromTruth)));
-    // It exercises what matters: every stream, every project, a job shared by two workflows.
-    for (const stream of ['pipelines', 'workflows', 'jobs']) expect(expected.some((e) => e.stream === stream)).toBe(true);
+    // It exercises what matters: every stream, every project, a job shared by two workflows,
+    // test results with a null file and identical entries.
+    for (const stream of streams) expect(expected.some((e) => e.stream === stream)).toBe(true);
+    const tests = expected.filter((e) => e.stream === 'tests').map((e) => e.data);
+    expect(tests.some((t) => t.file === null) && tests.some((t) => t._occurrence > 0)).toBe(true);
     expect(new Set(expected.filter((e) => e.stream === 'pipelines').map((e) => e.data.project_slug))).toEqual(new Set(config.project_slugs));
     const jobIds = expected.filter((e) => e.stream === 'jobs').map((e) => e.data.id);
     expect(new Set(jobIds).size).toBeLessThan(jobIds.length);

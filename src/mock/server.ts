@@ -84,7 +84,7 @@ export interface MockOptions {
   clockStepMs?: number;
 }
 
-export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'tests' | 'other';
+export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'jobDetails' | 'tests' | 'other';
 
 export interface RequestLogEntry {
   method: string;
@@ -189,7 +189,7 @@ export function matchRoute(pathname: string): Match {
     if (rest[0] === 'pipeline' && rest.length === 2 && isNumber(rest[1]))
       return { kind: 'pipelineByNumber', counter: 'pipelines', family: 'project', slug, number: Number(rest[1]) };
     if (rest[0] === 'job' && rest.length === 2 && isNumber(rest[1]))
-      return { kind: 'jobDetails', counter: 'jobs', family: 'project', slug, number: Number(rest[1]) };
+      return { kind: 'jobDetails', counter: 'jobDetails', family: 'project', slug, number: Number(rest[1]) };
     if (rest.length === 2 && isNumber(rest[0]) && rest[1] === 'tests')
       return { kind: 'tests', counter: 'tests', family: 'project', slug, number: Number(rest[0]) };
     return UNKNOWN;
@@ -603,5 +603,5 @@ function rateHeaders(limit: number, remaining: number, resetSeconds: number): Re
 }
 
 function emptyRoutes(): Record<RouteName, number> {
-  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, tests: 0, other: 0 };
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, other: 0 };
 }
