@@ -23,9 +23,9 @@ const file = (name: string, content: unknown) => {
 const world = new World({ seed: 42, historyDays: 45, pipelinesPerDay: 6 });
 const mock = await startMockServer({ world, token: TOKEN, latencyMs: 20 });
 const stream = (name: string, mode: string) => ({
-  stream: { name, json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] },
+  stream: { name, json_schema: {}, supported_sync_modes: mode === 'incremental' ? ['full_refresh', 'incremental'] : ['full_refresh'] },
   sync_mode: mode,
-  destination_sync_mode: 'append_dedup',
+  destination_sync_mode: mode === 'incremental' ? 'append_dedup' : 'overwrite',
 });
 const config = file('config.json', {
   token: TOKEN,
@@ -33,7 +33,13 @@ const config = file('config.json', {
   start_date: new Date(world.now().getTime() - 30 * 86_400_000).toISOString().slice(0, 10),
   base_url: mock.baseUrl,
 });
-const catalog = file('catalog.json', { streams: [stream('pipelines', 'incremental'), stream('workflows', 'incremental'), stream('jobs', 'incremental')] });
+// Every stream, the opt-in job_details and tests too (they cost a request or more per job).
+const catalog = file('catalog.json', {
+  streams: [
+    stream('projects', 'full_refresh'),
+    ...['pipelines', 'workflows', 'jobs', 'job_details', 'tests'].map((name) => stream(name, 'incremental')),
+  ],
+});
 
 async function read(title: string, statePath?: string): Promise<{ state: unknown[]; requests: number }> {
   const args = ['read', '--config', config, '--catalog', catalog, ...(statePath ? ['--state', statePath] : [])];
@@ -81,8 +87,9 @@ try {
   const next = await read('Incremental sync with the saved state', statePath);
   console.log(
     `\nThe incremental sync made ${next.requests} requests, ${Math.round((100 * next.requests) / full.requests)}% of the full sync's ${full.requests}: ` +
-      'it paged the pipelines back only as far as the lookback (7 days) needs, and asked for the jobs of the workflows it emitted ' +
-      '(new ones, and those still running or on hold), not of every workflow since start_date.',
+      'it paged the pipelines back only as far as the lookback (7 days) needs, asked for the jobs of the workflows it emitted ' +
+      '(new ones, and those still running or on hold), not of every workflow since start_date, and for the details and test ' +
+      'results of the jobs that had not stopped when the full sync looked.',
   );
   console.log(`\nConfig, catalog and state are in ${dir}.`);
 } finally {
