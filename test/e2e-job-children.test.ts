@@ -92,6 +92,37 @@ describe.each([airbyte, singer])('$name: projects, job details and test results'
   });
 });
 
+describe('a job whose details or test results are gone (404) while its list is still there', () => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('is skipped with a WARN; every other record arrives and the cursors advance', async () => {
+    const world = new World({ seed: 11, historyDays: 3, pipelinesPerDay: 6 });
+    // Job numbers ending in 01: their details and their results answer 404.
+    const gone = /^\/api\/v2\/project\/.+\/(job\/[0-9]*01|[0-9]*01\/tests)$/;
+    mock = await startMockServer({ world, token: TEST_TOKEN, faults: { notFoundPath: gone } });
+    const startDate = new Date(world.now().getTime() - 2 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const files = tempFiles({ config, catalog: configuredCatalog({ job_details: 'incremental', tests: 'incremental' }) });
+    const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
+    expect(r.code).toBe(0);
+    const skipped = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN' && /404, the data has expired/.test(m.log.message));
+    expect(skipped.length).toBeGreaterThan(0);
+    const truth = world.groundTruth(startDate);
+    const kept = (n: number) => !String(n).endsWith('01');
+    expect(truth.job_details.some((d) => !kept(d.number))).toBe(true);
+    const details = new Map<string, Message>();
+    mergeDetails(recordsOf(r.messages, 'job_details'), details);
+    expect(details).toEqual(byKey('job_details', truth.job_details.filter((d) => kept(d.number)) as unknown as Message[]));
+    const tests = truth.tests.filter((t) => kept(t._job_number)).map((t) => ({ ...t, _file: t.file ?? '' }));
+    expect(byKey('tests', recordsOf(r.messages, 'tests'))).toEqual(byKey('tests', tests as unknown as Message[]));
+    for (const stream of ['job_details', 'tests']) {
+      const last = r.messages.filter((m) => m.type === 'STATE' && m.state.stream.stream_descriptor.name === stream).at(-1);
+      expect(Object.keys(last!.state.stream.stream_state).sort()).toEqual([...world.projectSlugs()].sort());
+    }
+  });
+});
+
 describe('opt-in cost', () => {
   let mock: MockServer;
   afterEach(async () => mock?.close());

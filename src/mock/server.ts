@@ -36,6 +36,8 @@ export interface FaultOptions {
   slowMs?: number;
   /** Every request whose path (as sent, before decoding) matches fails with 500. */
   failPath?: RegExp;
+  /** Every request whose path matches answers 404 Not Found: a job's details or results gone while its list is still there. */
+  notFoundPath?: RegExp;
 }
 
 export interface MockOptions {
@@ -490,6 +492,10 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     }
     if (f?.failPath && f.failPath.test(url.pathname)) {
       send(message(500, MSG.internal), rl.headers);
+      return;
+    }
+    if (f?.notFoundPath && f.notFoundPath.test(url.pathname)) {
+      send(message(404, MSG.notFound), rl.headers);
       return;
     }
     let truncate = false;
