@@ -108,7 +108,12 @@ describe('a job whose details or test results are gone (404) while its list is s
     expect(r.code).toBe(0);
     const skipped = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN' && /404, the data has expired/.test(m.log.message));
     expect(skipped.length).toBeGreaterThan(0);
+    // Only the injected ones: approval jobs (whose details answer 404) and blocked jobs (no number) are never asked for.
+    expect(skipped.filter((m) => !/GET \/project\/.+\/(job\/[0-9]*01|[0-9]*01\/tests):/.test(m.log.message))).toEqual([]);
     const truth = world.groundTruth(startDate);
+    const approvals = truth.jobs.filter((j) => j.type === 'approval' && typeof j.job_number === 'number').map((j) => `/job/${j.job_number}`);
+    expect(approvals.length).toBeGreaterThan(0);
+    expect(mock.counters.log.filter((l) => approvals.some((a) => l.path.endsWith(a)) || /\/job\/(undefined|NaN)$/.test(l.path))).toEqual([]);
     const kept = (n: number) => !String(n).endsWith('01');
     expect(truth.job_details.some((d) => !kept(d.number))).toBe(true);
     const details = new Map<string, Message>();
