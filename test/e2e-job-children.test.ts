@@ -5,7 +5,7 @@
  */
 import { startMockServer, type MockServer } from '../src/mock/server.js';
 import { World } from '../src/mock/world.js';
-import { ALL_INCREMENTAL, AIRBYTE_CLI, ROOT, TEST_TOKEN, byKey, configuredCatalog, keyOf, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
+import { ALL_INCREMENTAL, AIRBYTE_CLI, ROOT, TEST_TOKEN, byKey, configuredCatalog, keyOf, lastStates, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
 import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
 import { join } from 'node:path';
 
@@ -125,6 +125,65 @@ describe('a job whose details or test results are gone (404) while its list is s
       const last = r.messages.filter((m) => m.type === 'STATE' && m.state.stream.stream_descriptor.name === stream).at(-1);
       expect(Object.keys(last!.state.stream.stream_state).sort()).toEqual([...world.projectSlugs()].sort());
     }
+  });
+});
+
+describe('killed and resumed', () => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('a first sync of job_details and tests killed after a checkpoint resumes from it: nothing below the completed pipelines is asked again, the union equals the ground truth', async () => {
+    // Two projects of ~250 pipelines: a resume marker every 100 completed pipelines.
+    const world = new World({ seed: 31, historyDays: 25, pipelinesPerDay: 10, projects: ['gh/acme/api', 'bb/acme/web'] });
+    mock = await startMockServer({ world, token: TEST_TOKEN, latencyMs: 1 });
+    const startDate = new Date(world.now().getTime() - 24 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const catalog = configuredCatalog({ job_details: 'incremental', tests: 'incremental' });
+    const first = tempFiles({ config, catalog });
+    let killed = false;
+    const r1 = await runCli(AIRBYTE_CLI, ['read', '--config', first.config, '--catalog', first.catalog], {
+      onStdoutLine: (line, kill) => {
+        if (killed || !line) return;
+        const m = JSON.parse(line) as Message;
+        const marked = m.type === 'STATE' && m.state.stream.stream_descriptor.name === 'tests' && Object.values<Message>(m.state.stream.stream_state).some((c) => c.resume);
+        if (marked) {
+          killed = true;
+          kill('SIGKILL');
+        }
+      },
+    });
+    expect({ killed, signal: r1.signal }).toEqual({ killed: true, signal: 'SIGKILL' });
+    const state = lastStates(r1.messages);
+    // The pipelines both streams' markers claim, per project.
+    const done = new Map<string, { from: number; to: number }>();
+    for (const slug of world.projectSlugs()) {
+      const markers = ['job_details', 'tests'].map((n) => state.find((st) => st.stream.stream_descriptor.name === n)?.stream.stream_state[slug]?.resume);
+      if (markers.every(Boolean)) done.set(slug, { from: Math.max(...markers.map((x) => x.from)), to: Math.min(...markers.map((x) => x.to)) });
+    }
+    expect(done.size).toBeGreaterThan(0);
+
+    mock.resetCounters();
+    const second = tempFiles({ config, catalog, state });
+    const r2 = await runCli(AIRBYTE_CLI, ['read', '--config', second.config, '--catalog', second.catalog, '--state', second.state]);
+    expect(r2.code).toBe(0);
+    const again = mock.counters.log.filter((l) => {
+      const m = TESTS_PATH.exec(l.path) ?? DETAILS_PATH.exec(l.path);
+      if (!m) return false;
+      const slug = decodeURIComponent(m[1]);
+      const range = done.get(slug);
+      const pipeline = world.pipeline(String(world.pipelineIdOfJob(slug, Number(m[2]))));
+      const n = Number(pipeline?.number);
+      return !!range && n >= range.from && n <= range.to;
+    });
+    expect(again.map((l) => l.path)).toEqual([]);
+
+    const details = new Map<string, Message>();
+    mergeDetails([...recordsOf(r1.messages, 'job_details'), ...recordsOf(r2.messages, 'job_details')], details);
+    const truth = world.groundTruth(startDate);
+    expect([...details.keys()].sort()).toEqual(truth.job_details.map((d) => keyOf('job_details', d as unknown as Message)).sort());
+    expect(details).toEqual(byKey('job_details', truth.job_details as unknown as Message[]));
+    const tests = byKey('tests', [...recordsOf(r1.messages, 'tests'), ...recordsOf(r2.messages, 'tests')]);
+    expect(tests).toEqual(byKey('tests', truth.tests.map((t) => ({ ...t, _file: t.file ?? '' })) as unknown as Message[]));
   });
 });
 
