@@ -14,14 +14,22 @@ export const TREE_ROOT: StreamDeclaration = pipelines;
 
 export const streamByName = (name: string): StreamDeclaration | undefined => STREAMS.find((s) => s.name === name);
 
-export const childrenOf = (name: string): StreamDeclaration[] => STREAMS.filter((s) => s.parent === name);
+// The tree is fixed: its relations are worked out once (the crawler asks for each record it visits).
+const CHILDREN = new Map(STREAMS.map((s) => [s.name, STREAMS.filter((c) => c.parent === s.name)]));
+export const childrenOf = (name: string): StreamDeclaration[] => CHILDREN.get(name) ?? [];
+
+const below = (s: StreamDeclaration): StreamDeclaration[] => [s, ...childrenOf(s.name).flatMap(below)];
+const carriers = (s: StreamDeclaration): StreamDeclaration[] =>
+  childrenOf(s.name).filter((c) => c.cursorFromParent).flatMap((c) => [c, ...carriers(c)]);
+const SUBTREE = new Map(STREAMS.map((s) => [s, below(s)]));
+const HEIRS = new Map(STREAMS.map((s) => [s, carriers(s)]));
+const TREE = new Set(below(TREE_ROOT));
 
 /** A stream and everything below it. */
-export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => [s, ...childrenOf(s.name).flatMap(subtreeOf)];
+export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => SUBTREE.get(s) ?? below(s);
 
 /** Streams read while walking the pipeline list: they checkpoint per pipeline and can resume. */
-export const inTree = (s: StreamDeclaration): boolean => subtreeOf(TREE_ROOT).includes(s);
+export const inTree = (s: StreamDeclaration): boolean => TREE.has(s);
 
 /** The streams whose records carry this stream's cursor (jobs, details and tests carry their workflow's). */
-export const heirsOf = (s: StreamDeclaration): StreamDeclaration[] =>
-  childrenOf(s.name).filter((c) => c.cursorFromParent).flatMap((c) => [c, ...heirsOf(c)]);
+export const heirsOf = (s: StreamDeclaration): StreamDeclaration[] => HEIRS.get(s) ?? carriers(s);
