@@ -125,6 +125,8 @@ class ProjectCrawl {
   private pipelinesResumed = 0;
   private pages = 0;
   private expired = 0;
+  /** Child requests not made: an earlier sync read what they answer in its final form. */
+  private settled = 0;
   private lastSaved = 0;
   private readonly emitted = new Map<string, number>();
   private readonly scanFloor: number;
@@ -214,7 +216,8 @@ class ProjectCrawl {
       `${this.slug}: scanned ${this.pipelinesScanned} pipelines` +
         `${Number.isFinite(this.scanFloor) ? ` back to ${iso(Math.max(this.scanFloor, 0))}` : ''} in ${this.pages} pages` +
         `${this.pipelinesResumed ? ` (${this.pipelinesResumed} already synced by an interrupted sync)` : ''}, ` +
-        `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}` +
+        `${this.settled ? `, did not ask again for ${this.settled} job details or test results an earlier sync read final` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   }
 
@@ -321,7 +324,9 @@ class ProjectCrawl {
   private worthAsking(child: StreamDeclaration, ctx: Context): boolean {
     if (child.wants && !child.wants(ctx)) return false;
     const plan = this.plans.get(child.name);
-    return !(child.settledAt && plan && child.settledAt(ctx) < plan.cursor.seenUntil);
+    if (!child.settledAt || !plan || child.settledAt(ctx) >= plan.cursor.seenUntil) return true;
+    this.settled++;
+    return false;
   }
 
   /** A record's cursor, as its stream's cursor arithmetic sees it: true when it is to be emitted. */
