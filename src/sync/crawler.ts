@@ -52,9 +52,9 @@ interface Plan {
 }
 
 /**
- * Walks each project once for every selected stream: the pipeline list (newest first) down to the
- * scan floor, and below each pipeline its workflows and their jobs, concurrently under the
- * client's global limit. A project's cursors are checkpointed once all of its records are out;
+ * Walks each project once for every selected stream: its own object (projects), then the pipeline
+ * list (newest first) down to the scan floor, and below each pipeline its workflows, their jobs
+ * and the jobs' details and test results, concurrently under the client's global limit. A project's cursors are checkpointed once all of its records are out;
  * while it runs, resume markers record the pipelines already completed.
  */
 export async function crawl(opts: CrawlOptions): Promise<void> {
