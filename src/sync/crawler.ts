@@ -303,7 +303,8 @@ class ProjectCrawl {
       const wanted = stream.cursorFromParent ? !!ctx.admitted?.has(stream.name) : this.accept(plan, stream, item, pipelineTime);
       if (wanted) await this.emit(plan, item);
     }
-    const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : ctx;
+    // A copy: what is decided below this record (admitted) must not leak to its siblings.
+    const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : { ...ctx };
     const heirs = stream.cursorFromParent ? [] : heirsOf(stream);
     if (heirs.length) childCtx.admitted = new Set(heirs.filter((h) => this.admits(h, stream, item, slot, pipelineTime)).map((h) => h.name));
     for (const child of childrenOf(stream.name)) {
