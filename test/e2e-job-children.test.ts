@@ -47,6 +47,8 @@ describe.each([airbyte, singer])('$name: projects, job details and test results'
       world.advance(gap);
       mock.resetCounters();
       const r = await face.sync(config, state, ALL);
+      // One record per key per read, in every stream.
+      for (const s of ALL) expect({ s, repeated: r.records[s].length - byKey(s, r.records[s]).size }).toEqual({ s, repeated: 0 });
       for (const d of r.records.job_details) if (d.duration === null) runningDetails.add(keyOf('job_details', d));
       mergeDetails(r.records.job_details, union.job_details);
       for (const s of ALL.filter((s) => s !== 'job_details')) byKey(s, r.records[s], union[s]);
