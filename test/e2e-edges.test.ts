@@ -5,7 +5,8 @@
  */
 import { startMockServer, type MockServer } from '../src/mock/server.js';
 import { World } from '../src/mock/world.js';
-import { AIRBYTE_CLI, TEST_TOKEN, byKey, configuredCatalog, keyOf, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { AIRBYTE_CLI, TEST_TOKEN, byKey, configuredCatalog, keyOf, parseLines, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
 import { airbyte, singer } from './faces.js';
 
 const DAY = 86_400_000;
@@ -95,5 +96,58 @@ describe.each([airbyte, singer])('$name with lookback_days 0', (face) => {
     below('jobs', (j) => j._workflow_id);
     below('job_details', (d) => d.latest_workflow.id);
     below('tests', (t) => t._workflow_id);
+  });
+});
+
+/**
+ * The same stop through the CLIs: the reader reads nothing until the sync has gone quiet (its
+ * stdout pipe is full and every task waits on it), then the platform sends SIGTERM and reads on.
+ * "Gone quiet" is judged from the mock (no request outstanding or answered for a moment); it only
+ * decides when the signal lands, not what the test asserts: whenever it lands, the resumed sync
+ * must complete the ground truth. (The exact moment is proven in-process: crawler-stop.test.ts.)
+ */
+describe.each([airbyte, singer])('$name stopped by SIGTERM while nobody reads its stdout', (face) => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('three times over: it dies by the signal after a checkpoint of what it completed; the resumed syncs complete the ground truth', async () => {
+    const world = new World({ seed: 59, historyDays: 2, pipelinesPerDay: 40 });
+    mock = await startMockServer({ world, token: TEST_TOKEN, jobPageSize: 3 });
+    const startDate = new Date(world.now().getTime() - 2 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const streams: StreamName[] = ['pipelines', 'workflows', 'jobs'];
+    const seen: Record<string, Message[]>[] = [];
+    let state: unknown;
+    for (let stop = 0; stop < 3; stop++) {
+      mock.resetCounters();
+      const { cli, args } = await face.command(config, state, streams);
+      const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, SOURCE_CIRCLECI_BACKOFF_SCALE: '0.01' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+      // Quiet: requests were made, and none has been answered for 300 ms.
+      let last = -1;
+      while (mock.counters.total === 0 || mock.counters.total !== last) {
+        last = mock.counters.total;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(child.exitCode).toBeNull();
+      child.kill('SIGTERM');
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      const end = await exited;
+      expect(stdout.includes(TEST_TOKEN) || stderr.includes(TEST_TOKEN)).toBe(false);
+      expect(end).toEqual({ code: null, signal: 'SIGTERM' });
+      const read = face.parse(parseLines(stdout), state, streams);
+      expect(Object.values(read.records).flat().length).toBeGreaterThan(0);
+      seen.push(read.records);
+      state = read.state;
+    }
+    seen.push((await face.sync(config, state, streams)).records);
+    const truth = truthOf(world, startDate);
+    for (const s of streams) {
+      const union = byKey(s, seen.flatMap((r) => r[s]));
+      expect({ s, missing: [...byKey(s, truth[s]).keys()].filter((k) => !union.has(k)) }).toEqual({ s, missing: [] });
+    }
   });
 });
