@@ -47,6 +47,11 @@ export class StoppedError extends ConnectorError {
   }
 }
 
+export interface RequestOptions {
+  /** The data should exist: a 404 is asked again (policy.notFoundAttempts), as CircleCI answers some during incidents. */
+  mustExist?: boolean;
+}
+
 interface Page {
   items: unknown[];
   next_page_token?: string | null;
@@ -95,7 +100,7 @@ export class CircleCIClient {
    * GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers.
    * Lower `priority` values go first when requests wait for a slot.
    */
-  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0): Promise<unknown> {
+  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): Promise<unknown> {
     const url = new URL(this.opts.baseUrl + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
@@ -122,7 +127,8 @@ export class CircleCIClient {
       if (result.kind === 'failure' && DNS_FAILURES.has(result.reason) && this.firstAnswerAt === undefined) throw this.unreachable(result.reason);
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
-      if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
+      const retried = this.policy.retryStatuses.includes(result.status ?? 0) || (result.status === 404 && opts.mustExist && attempt < this.policy.notFoundAttempts);
+      if (result.kind === 'response' && !retried) {
         throw new HttpError(result.status, path, messageOf(result.body));
       }
       const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
@@ -158,11 +164,11 @@ export class CircleCIClient {
   }
 
   /** Every page of a list, following next_page_token (missing, null or empty = last page). */
-  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0): AsyncGenerator<unknown[]> {
+  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): AsyncGenerator<unknown[]> {
     const seen = new Set<string>();
     let pageToken: string | undefined;
     do {
-      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority);
+      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority, opts);
       if (!isPage(body)) throw notTheApi(path, this.opts.baseUrl, 'a body that is not a CircleCI page ({"items": [...], "next_page_token": ...})');
       yield body.items;
       pageToken = body.next_page_token || undefined;

@@ -14,6 +14,8 @@ export interface RetryPolicy {
   /** Per attempt: no answer within this time counts as a transient failure. */
   timeoutMs: number;
   retryStatuses: readonly number[];
+  /** Attempts for a 404 on data that should exist (RequestOptions.mustExist); any other 404 is final at once. */
+  notFoundAttempts: number;
 }
 
 /** SOURCE_CIRCLECI_BACKOFF_SCALE shrinks every wait (tests run with 0.01); it never changes what is retried. */
@@ -29,6 +31,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 60_000,
   timeoutMs: Number(process.env.SOURCE_CIRCLECI_TIMEOUT_MS) || 60_000,
   retryStatuses: [408, 429, 500, 502, 503, 504],
+  notFoundAttempts: 3,
 };
 
 /** Capped exponential backoff with jitter in [50%, 100%] of the step, so parallel retries spread out. */

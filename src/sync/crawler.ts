@@ -43,6 +43,9 @@ export interface CrawlOptions {
 
 const INF = Number.POSITIVE_INFINITY;
 const iso = (t: number) => new Date(t).toISOString();
+/** CircleCI's shortest data retention (Free plan): below older pipelines, a 404 means expired. */
+export const RETENTION_MS = 90 * DAY_MS;
+const ageOf = (ms: number) => (ms >= DAY_MS ? `${Math.floor(ms / DAY_MS)} days` : `${Math.max(1, Math.round(ms / 3_600_000))} hours`);
 
 /** One selected stream in one project: its declaration, what to project onto, its cursor arithmetic. */
 interface Plan {
@@ -125,6 +128,8 @@ class ProjectCrawl {
   private pipelinesResumed = 0;
   private pages = 0;
   private expired = 0;
+  /** 404s on data that should exist, asked again by the next sync. */
+  private missed = 0;
   /** Child requests not made: an earlier sync read what they answer in its final form. */
   private settled = 0;
   private lastSaved = 0;
@@ -217,6 +222,7 @@ class ProjectCrawl {
         `${Number.isFinite(this.scanFloor) ? ` back to ${iso(Math.max(this.scanFloor, 0))}` : ''} in ${this.pages} pages` +
         `${this.pipelinesResumed ? ` (${this.pipelinesResumed} already synced by an interrupted sync)` : ''}, ` +
         `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}` +
+        `${this.missed ? `, ${this.missed} lists answered 404 and are asked again next sync` : ''}` +
         `${this.settled ? `, did not ask again for ${this.settled} job details or test results an earlier sync read final` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   }
@@ -254,7 +260,7 @@ class ProjectCrawl {
       // The pipeline list goes first (priority 0) so work never runs dry; then the children of the
       // pipelines listed earliest, so the completed run (and with it the checkpoints) keeps up.
       const list = new Map<string, number>();
-      for await (const items of this.batches(stream, ctx, slot?.seq ?? 0)) {
+      for await (const items of this.batches(stream, ctx, slot?.seq ?? 0, pipelineTime)) {
         this.pages++;
         if (this.opts.signal?.aborted) throw new StoppedError();
         if (this.failure && !isRoot) return;
@@ -280,20 +286,45 @@ class ProjectCrawl {
       }
     } catch (e) {
       if (e instanceof StoppedError) throw e;
-      // Retention: an old pipeline can still be listed while its children are gone.
-      if (!isRoot && e instanceof HttpError && e.status === 404) {
-        this.expired++;
-        await this.opts.sink.log('WARN', `${this.slug}: skipped GET ${e.endpoint}: 404, the data has expired or is not accessible.`);
-        return;
-      }
+      if (!isRoot && e instanceof HttpError && e.status === 404) return this.notFound(stream, ctx, pipelineTime!, e);
       throw e;
     }
   }
 
-  /** A list's pages, or the one object a single-object endpoint answers. */
-  private async *batches(stream: StreamDeclaration, ctx: Context, priority: number): AsyncGenerator<unknown[]> {
-    if (stream.single) yield [await this.opts.client.get(stream.path(ctx), {}, priority)];
-    else yield* this.opts.client.pages(stream.path(ctx), {}, priority);
+  /**
+   * A child answered 404 (after the retries `batches` asked for). Below a pipeline older than the
+   * shortest retention, the data has expired: skipped. Younger, it should exist: it is followed
+   * like unfinished work (the next sync asks again) while that lasts, and skipped after.
+   */
+  private async notFound(stream: StreamDeclaration, ctx: Context, pipelineTime: number, e: HttpError): Promise<void> {
+    const now = this.syncStart();
+    if (pipelineTime >= now - RETENTION_MS) {
+      const value = Number.isFinite(timeOf(ctx.workflow?.created_at)) ? timeOf(ctx.workflow?.created_at) : pipelineTime;
+      const request = stream.path(ctx);
+      let followed = false;
+      for (const s of subtreeOf(stream)) {
+        const plan = this.plans.get(s.name);
+        if (plan && plan.cursor.missed(value, pipelineTime, horizon(now, this.lookback), s === stream ? request : undefined)) followed = true;
+      }
+      if (followed) {
+        this.missed++;
+        await this.opts.sink.log('WARN', `${this.slug}: GET ${e.endpoint} answered 404 for data that should exist (its pipeline is ${ageOf(now - pipelineTime)} old); the next sync asks again.`);
+        return;
+      }
+    }
+    this.expired++;
+    await this.opts.sink.log('WARN', `${this.slug}: skipped GET ${e.endpoint}: 404, the data has expired or is not accessible.`);
+  }
+
+  /**
+   * A list's pages, or the one object a single-object endpoint answers. Below a pipeline younger
+   * than the shortest retention the data should exist, so a 404 there is asked again (CircleCI
+   * answers some during incidents).
+   */
+  private async *batches(stream: StreamDeclaration, ctx: Context, priority: number, pipelineTime = INF): AsyncGenerator<unknown[]> {
+    const opts = { mustExist: pipelineTime >= this.syncStart() - RETENTION_MS };
+    if (stream.single) yield [await this.opts.client.get(stream.path(ctx), {}, priority, opts)];
+    else yield* this.opts.client.pages(stream.path(ctx), {}, priority, opts);
   }
 
   private async visit(stream: StreamDeclaration, item: Json, ctx: Context, slot: PipelineSlot, pipelineTime: number): Promise<void> {
@@ -301,7 +332,7 @@ class ProjectCrawl {
     if (plan && pipelineTime >= this.start && this.needs(plan, slot)) {
       // A child that carries its parent's cursor was admitted with that parent.
       const wanted = stream.cursorFromParent ? !!ctx.admitted?.has(stream.name) : this.accept(plan, stream, item, pipelineTime);
-      if (wanted) await this.emit(plan, item);
+      if (wanted && (stream.keep?.(item, ctx) ?? true)) await this.emit(plan, item);
     }
     // A copy: what is decided below this record (admitted) must not leak to its siblings.
     const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : { ...ctx };
@@ -325,7 +356,7 @@ class ProjectCrawl {
   private worthAsking(child: StreamDeclaration, ctx: Context): boolean {
     if (child.wants && !child.wants(ctx)) return false;
     const plan = this.plans.get(child.name);
-    if (!child.settledAt || !plan || child.settledAt(ctx) >= plan.cursor.seenUntil) return true;
+    if (!child.settledAt || !plan || !plan.cursor.readFinal(child.settledAt(ctx), child.path(ctx))) return true;
     this.settled++;
     return false;
   }
@@ -343,7 +374,11 @@ class ProjectCrawl {
   }
 
   private spawn(slot: PipelineSlot, task: () => Promise<void>): void {
-    if (this.opts.signal?.aborted) return;
+    // Stopped before this child list was asked for: its pipeline must not be claimed as synced.
+    if (this.opts.signal?.aborted) {
+      slot.incomplete = true;
+      return;
+    }
     slot.pending++;
     const p: Promise<void> = task()
       .catch((e) => {
