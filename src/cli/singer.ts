@@ -40,7 +40,8 @@ ${DESCRIPTION}
       --version             Print the version.
   -h, --help                Print this help.
 
-With no catalog every stream and field is synced.`;
+With no catalog, projects, pipelines, workflows and jobs are synced with every field;
+job_details and tests (a request or more per job) only when a catalog selects them.`;
 
 interface Args {
   config: string[];
@@ -218,7 +219,7 @@ async function sync(args: Args): Promise<void> {
   const cfg = parseConfig(rawConfig(args.config));
   const catalogPath = args.catalog ?? args.properties;
   const picked = catalogPath ? parseSingerCatalog(readJsonFile(catalogPath, 'catalog')) : selectAll();
-  if (!catalogPath) log('INFO', 'No catalog given: syncing every stream and field.');
+  if (!catalogPath) log('INFO', 'No catalog given: syncing projects, pipelines, workflows and jobs with every field; job_details and tests need a catalog that selects them.');
   for (const n of picked.notes) log('WARN', n);
   if (args.test === 'schema') {
     for (const s of picked.streams.values()) await out.line(schemaMessage(s));
