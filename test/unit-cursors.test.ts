@@ -6,6 +6,7 @@
  * The invariant: the union of what the syncs emitted, last write winning, equals the final truth.
  */
 import fc from 'fast-check';
+import { admitted } from '../src/sync/carried.js';
 import { SIGNPOST_MARGIN_MS, StreamCursor, horizon, signpost } from '../src/sync/cursors.js';
 import type { ProjectCursor } from '../src/sync/state.js';
 
@@ -322,10 +323,10 @@ function runJobsSync(world: JobsWorld, startDate: number, state: JobsState, t0: 
     for (const w of p.workflows.filter((w) => w.created <= readAt)) {
       const running = readAt < w.end;
       if (!wc.done(p.number)) wc.accept(w.created, p.created, running, hz);
-      // The crawler's admits(): the heir's floor, its resume marker, its own cursor arithmetic.
-      const admits = (c: StreamCursor) => p.created >= c.floor && !c.done(p.number) && c.accept(w.created, p.created, running, hz);
-      const jobsIn = admits(jc);
-      const detailsIn = admits(dc);
+      // The crawler's rule, from the same module.
+      const owner = { value: w.created, mayChange: running, pipelineTime: p.created, pipelineNumber: p.number };
+      const jobsIn = admitted(jc, owner, hz);
+      const detailsIn = admitted(dc, owner, hz);
       for (const job of w.jobs) {
         const seen = jobAt(job, readAt);
         if (jobsIn) out.jobs.set(`${job.number}|${w.id}`, seen);

@@ -203,5 +203,3 @@ const notTheApi = (path: string, baseUrl: string, what: string) =>
     'unexpected response shape',
   );
 
-/** A slug in a URL path: the slashes stay literal, anything else reserved is escaped per segment. */
-export const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');

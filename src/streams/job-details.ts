@@ -1,5 +1,5 @@
-import { slugPath } from '../circleci/client.js';
-import { timeOf } from '../sync/cursors.js';
+import { slugPath } from '../slug-path.js';
+import { timeOf } from '../time.js';
 import { loadSchema, type StreamDeclaration } from './stream.js';
 import { jobProjectSlug, numberedBuild } from './job-children.js';
 

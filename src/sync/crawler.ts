@@ -2,9 +2,11 @@ import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
 import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
 import { type ConnectorError, asConnectorError } from '../errors.js';
-import { STREAMS, TREE_ROOT, childrenOf, heirsOf, inTree, subtreeOf } from '../streams/index.js';
+import { STREAMS, TREE_ROOT, childrenOf, inTree, subtreeOf } from '../streams/index.js';
+import { admitted, carriedBy, keepsSignpost, settled } from './carried.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
-import { DAY_MS, StreamCursor, cursorValue, horizon, signpost, timeOf } from './cursors.js';
+import { timeOf } from '../time.js';
+import { DAY_MS, StreamCursor, cursorValue, horizon, signpost } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
 import type { ProjectCursor, StreamState, SyncState } from './state.js';
 
@@ -159,7 +161,7 @@ class ProjectCrawl {
         incremental: sel.mode === 'incremental',
         startDate: this.start,
         lookbackMs: this.lookback,
-        keepSignpost: !!stream.settledAt,
+        keepSignpost: keepsSignpost(stream),
       };
       const cursor = new StreamCursor(settings, opts.state[stream.name]?.[this.slug]);
       this.plans.set(stream.name, { stream, schema: sel.schema ?? stream.schema, cursor });
@@ -336,8 +338,12 @@ class ProjectCrawl {
     }
     // A copy: what is decided below this record (admitted) must not leak to its siblings.
     const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : { ...ctx };
-    const heirs = stream.cursorFromParent ? [] : heirsOf(stream);
-    if (heirs.length) childCtx.admitted = new Set(heirs.filter((h) => this.admits(h, stream, item, slot, pipelineTime)).map((h) => h.name));
+    const carried = stream.cursorFromParent ? [] : carriedBy(stream);
+    if (carried.length) {
+      const owner = { value: this.cursorOf(stream, item), mayChange: stream.mayChange?.(item) ?? false, pipelineTime, pipelineNumber: slot.number };
+      const hz = horizon(this.syncStart(), this.lookback);
+      childCtx.admitted = new Set(carried.filter((c) => this.plans.has(c.name) && admitted(this.plans.get(c.name)!.cursor, owner, hz)).map((c) => c.name));
+    }
     for (const child of childrenOf(stream.name)) {
       if (!this.subtreeNeeds(child, slot, pipelineTime)) continue;
       if (child.cursorFromParent && !subtreeOf(child).some((s) => childCtx.admitted?.has(s.name))) continue;
@@ -346,26 +352,23 @@ class ProjectCrawl {
     }
   }
 
-  /** Whether the records of `heir` below this record of `owner` (whose cursor they carry) are to be emitted. */
-  private admits(heir: StreamDeclaration, owner: StreamDeclaration, item: Json, slot: PipelineSlot, pipelineTime: number): boolean {
-    const plan = this.plans.get(heir.name);
-    return !!plan && pipelineTime >= plan.cursor.floor && this.needs(plan, slot) && this.accept(plan, owner, item, pipelineTime);
-  }
-
   /** A child that has nothing for this parent, or whose records here an earlier sync read final, costs no request. */
   private worthAsking(child: StreamDeclaration, ctx: Context): boolean {
     if (child.wants && !child.wants(ctx)) return false;
     const plan = this.plans.get(child.name);
-    if (!child.settledAt || !plan || !plan.cursor.readFinal(child.settledAt(ctx), child.path(ctx))) return true;
+    if (!plan || !settled(child, plan.cursor, ctx)) return true;
     this.settled++;
     return false;
   }
 
   /** A record's cursor, as its stream's cursor arithmetic sees it: true when it is to be emitted. */
   private accept(plan: Plan, decl: StreamDeclaration, item: Json, pipelineTime: number): boolean {
-    const value = decl.cursorField ? cursorValue(item, decl.cursorField) : 0;
     const mayChange = decl.mayChange?.(item) ?? false;
-    return plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
+    return plan.cursor.accept(this.cursorOf(decl, item), pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
+  }
+
+  private cursorOf(decl: StreamDeclaration, item: Json): number {
+    return decl.cursorField ? cursorValue(item, decl.cursorField) : 0;
   }
 
   private async emit(plan: Plan, item: Json): Promise<void> {

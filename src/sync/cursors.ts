@@ -1,3 +1,4 @@
+import { timeOf } from '../time.js';
 import type { ProjectCursor, ResumeMarker } from './state.js';
 
 /**
@@ -35,12 +36,6 @@ export const DAY_MS = 86_400_000;
 export const SIGNPOST_MARGIN_MS = 5 * 60_000;
 
 const INF = Number.POSITIVE_INFINITY;
-
-/** Epoch ms of an API timestamp; a missing or odd one sorts as "now or later", so it is never dropped. */
-export const timeOf = (v: unknown): number => {
-  const t = typeof v === 'string' ? Date.parse(v) : NaN;
-  return Number.isNaN(t) ? INF : t;
-};
 
 /** A record's cursor value; a record without one (a pipeline without updated_at) counts from its created_at. */
 export const cursorValue = (record: Record<string, unknown>, field: string): number => {

@@ -3,7 +3,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { configError } from '../errors.js';
 import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
-import { slugPath } from '../circleci/client.js';
+import { slugPath } from '../slug-path.js';
 import { crawl, type Selection, type SyncSink } from './crawler.js';
 import type { SyncState } from './state.js';
 
