@@ -12,7 +12,7 @@ import { runPeer } from './peer-tap-circle-ci.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
-const STREAMS: StreamName[] = ['pipelines', 'workflows', 'jobs'];
+const STREAMS = ['pipelines', 'workflows', 'jobs'] as const satisfies readonly StreamName[];
 
 describe.each([singer, airbyte])('$name, switched to from tap-circle-ci stopped in its workflows stream', (face) => {
   let mock: MockServer;
@@ -44,7 +44,7 @@ describe.each([singer, airbyte])('$name, switched to from tap-circle-ci stopped 
     let state: unknown = peerState;
     for (const wait of [HOUR, DAY]) {
       world.advance(wait);
-      const r = await face.sync(config, state, STREAMS);
+      const r = await face.sync(config, state, [...STREAMS]);
       ours.push(r.records);
       state = r.state;
     }
@@ -57,8 +57,9 @@ describe.each([singer, airbyte])('$name, switched to from tap-circle-ci stopped 
     expect(unreached.length).toBeGreaterThan(0);
 
     for (const s of STREAMS) {
-      const expected = new Set((truth[s as 'pipelines' | 'workflows' | 'jobs'] as Message[]).map((r) => keyOf(s, r)));
+      const expected = new Set((truth[s] as unknown as Message[]).map((r) => keyOf(s, r)));
       const oursKeys = new Set(ours.flatMap((r) => r[s]).map((r) => keyOf(s, r)));
+      // The peer's job records are left out: this connector reads every job since start_date after the switch.
       const union = new Set([...oursKeys, ...(s === 'jobs' ? [] : [...first.records[s], ...stopped.records[s]].map((r) => keyOf(s, r)))]);
       expect({ s, missing: [...expected].filter((k) => !union.has(k)) }).toEqual({ s, missing: [] });
       // Ours emit nothing outside the ground truth.
