@@ -1,6 +1,7 @@
 import { ConnectorError, configError, transientError } from '../errors.js';
 import { DEFAULT_BASE_URL } from '../config.js';
 import { registerSecret } from '../redact.js';
+import { serverExcerpt } from './excerpt.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
@@ -11,6 +12,7 @@ export class HttpError extends ConnectorError {
   constructor(
     readonly status: number,
     readonly endpoint: string,
+    /** Short, one line, sanitised (excerpt.ts): never the raw body. */
     readonly serverMessage: string,
   ) {
     super(`GET ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
@@ -62,12 +64,6 @@ function isPage(body: unknown): body is Page {
   const token = (body as Page).next_page_token;
   return token === undefined || token === null || typeof token === 'string';
 }
-
-const messageOf = (body: unknown): string => {
-  const m = (body as { message?: unknown; error?: unknown } | undefined);
-  const text = typeof m?.message === 'string' ? m.message : typeof m?.error === 'string' ? m.error : '';
-  return text.slice(0, 200);
-};
 
 /** CircleCI API v2: auth, the retry policy, the global concurrency limit and pagination. */
 export class CircleCIClient {
@@ -129,13 +125,14 @@ export class CircleCIClient {
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
       const retried = this.policy.retryStatuses.includes(result.status ?? 0) || (result.status === 404 && opts.mustExist && attempt < this.policy.notFoundAttempts);
       if (result.kind === 'response' && !retried) {
-        throw new HttpError(result.status, path, messageOf(result.body));
+        throw new HttpError(result.status, path, serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')));
       }
       const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
       const elapsed = Date.now() - started;
       if (attempt >= this.policy.maxAttempts || elapsed >= this.policy.maxElapsedMs) {
+        const said = result.kind === 'response' ? serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')) : '';
         throw transientError(
-          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}. ` +
+          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}${said ? ` (${said})` : ''}. ` +
             'CircleCI may be unavailable or rate-limiting this token: run the sync again later; it resumes from its last checkpoint.',
           reason,
         );

@@ -102,7 +102,7 @@ export function parseArgs(argv: string[]): Args {
 
 const usageError = (message: string) => configError(`${message} Run ${TAP_NAME} --help for the options.`);
 
-/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers. */
+/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers, true/false for booleans. */
 function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const [key, prop] of Object.entries(spec.properties) as Array<[string, { type?: string }]>) {
@@ -115,6 +115,7 @@ function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unk
         config[key] = value; // project_slugs may be a space-separated string
       }
     } else if (prop.type === 'integer' && /^-?\d+$/.test(value.trim())) config[key] = Number(value);
+    else if (prop.type === 'boolean' && /^(true|false)$/i.test(value.trim())) config[key] = value.trim().toLowerCase() === 'true';
     else config[key] = value;
   }
   return config;

@@ -15,7 +15,7 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
     baseUrl: config.baseUrl,
     token: config.token,
     maxConcurrency: config.maxConcurrency,
-    policy,
+    policy: { ...policy, ...config.retryTiming },
     signal,
     onRetry: (e: RetryEvent) =>
       void sink?.log(
@@ -32,7 +32,7 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
 }
 
 /** `check` must answer quickly: a few tries, not the sync's patience. */
-const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: Math.min(DEFAULT_RETRY_POLICY.timeoutMs, 30_000) };
+const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: 30_000 };
 
 /** GET /me, then every project; throws a config error naming what is wrong. */
 export async function checkConnection(config: Config): Promise<void> {
