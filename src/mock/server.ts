@@ -561,6 +561,9 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       console.error('mock CircleCI server: handler failed:', err);
     });
   });
+  // Clients close idle keep-alive sockets a second before the server's hint; on a loaded machine
+  // Node's 5 s default let the server close a socket the client was about to reuse (ECONNRESET).
+  server.keepAliveTimeout = 60_000;
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
