@@ -151,3 +151,31 @@ describe.each([airbyte, singer])('$name stopped by SIGTERM while nobody reads it
     }
   });
 });
+
+describe.each([airbyte, singer])('$name with many projects', (face) => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('the STATE one read writes grows linearly with the projects: at most 12 times the final state', async () => {
+    const slugs = Array.from({ length: 60 }, (_, i) => `gh/acme/service-${i + 1}`);
+    const world = new World({ seed: 61, historyDays: 2, pipelinesPerDay: 2, projects: slugs });
+    mock = await startMockServer({ world, token: TEST_TOKEN });
+    const startDate = new Date(world.now().getTime() - 2 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: slugs, start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const streams: StreamName[] = ['pipelines', 'workflows', 'jobs'];
+    let state: unknown;
+    for (const round of [0, 1]) {
+      const { cli, args } = await face.command(config, state, streams);
+      const r = await runCli(cli, args);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.split('\n').filter((l) => l.startsWith('{"type":"STATE"'));
+      const written = lines.reduce((n, l) => n + l.length + 1, 0);
+      const next = face.parse(r.messages, state, streams).state;
+      // The final state as the face writes it: one STATE per stream (Airbyte), or one with every bookmark (Singer).
+      const final = face === airbyte ? (next as Message[]).reduce((n, s) => n + JSON.stringify({ type: 'STATE', state: s }).length + 1, 0) : lines.at(-1)!.length + 1;
+      // On failure, the ratio shows.
+      expect({ round, over12: written / final > 12 ? written / final : false }).toEqual({ round, over12: false });
+      state = next;
+    }
+  });
+});

@@ -25,6 +25,8 @@ export interface SyncSink {
   record(stream: string, data: Json): void | Promise<void>;
   /** The stream's whole state, after every record it covers; `recordCount` since its previous checkpoint. */
   checkpoint(stream: string, state: StreamState, recordCount: number): void | Promise<void>;
+  /** A round of checkpoints is complete (a face that writes one state for every stream writes it now). */
+  checkpointed?(): void | Promise<void>;
   log(level: LogLevel, message: string): void | Promise<void>;
   status(stream: string, status: StreamStatus): void | Promise<void>;
   /** The token is rate limited: every request waits until `untilMs` (epoch ms). */
@@ -44,6 +46,8 @@ export interface CrawlOptions {
 }
 
 const INF = Number.POSITIVE_INFINITY;
+/** The longest a read goes without writing progress it has saved (see `crawl`). */
+const ROUND_MS = 5 * 60_000;
 const iso = (t: number) => new Date(t).toISOString();
 /** CircleCI's shortest data retention (Free plan): below older pipelines, a 404 means expired. */
 export const RETENTION_MS = 90 * DAY_MS;
@@ -61,6 +65,11 @@ interface Plan {
  * list (newest first) down to the scan floor, and below each pipeline its workflows, their jobs
  * and the jobs' details and test results, concurrently under the client's global limit. A project's cursors are checkpointed once all of its records are out;
  * while it runs, resume markers record the pipelines already completed.
+ *
+ * Checkpoints are paced: every stream's STATE holds every project, so writing it whenever a
+ * project finishes would make one read's STATE grow with the square of the projects. The state
+ * is written when a tenth of the projects have saved progress since the last write, or
+ * ROUND_MS has passed, and always at the end (or the stop) of the read.
  */
 export async function crawl(opts: CrawlOptions): Promise<void> {
   const { config, sink, selection } = opts;
@@ -87,14 +96,31 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
     await sink.checkpoint(stream, value, counts.get(stream) ?? 0);
     counts.set(stream, 0);
   };
-  /** Puts a project's cursors (final, or with a resume marker) into the state and checkpoints them. */
+  const every = Math.max(1, Math.ceil(config.projectSlugs.length / 10));
+  const changed = new Set<string>();
+  let saves = 0;
+  let lastRound = Date.now();
+  /** Writes the streams whose state changed, if the progress or the time since the last round justifies it. */
+  const round = async (force: boolean) => {
+    if (!changed.size || (!force && saves < every && Date.now() - lastRound < ROUND_MS)) return;
+    saves = 0;
+    lastRound = Date.now();
+    for (const stream of [...changed]) {
+      changed.delete(stream);
+      await checkpoint(stream);
+    }
+    await sink.checkpointed?.();
+  };
+  /** Puts a project's cursors (final, or with a resume marker) into the state; written by the next round. */
   const save = async (slug: string, cursors: Map<string, ProjectCursor | undefined>) => {
     for (const [stream, cursor] of cursors) {
       const streamState = (state[stream] ??= {});
       if (cursor) streamState[slug] = cursor;
       else delete streamState[slug];
-      await checkpoint(stream);
+      changed.add(stream);
     }
+    saves++;
+    await round(false);
   };
 
   for (const s of selected) await sink.status(s.name, 'STARTED');
@@ -112,8 +138,11 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
       }
     }),
   );
+  // What was saved and not yet written goes out now, whether the read ends or stops.
+  await round(true);
   if (opts.signal?.aborted) return;
   for (const s of selected) await checkpoint(s.name);
+  await sink.checkpointed?.();
   for (const s of selected) await sink.status(s.name, failures.length ? 'INCOMPLETE' : 'COMPLETE');
   if (failures.length) {
     if (failures.length > 1) await sink.log('ERROR', `${failures.length} projects failed: ${failures.map((f) => f.message).join(' | ')}`);
