@@ -125,17 +125,24 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
 
   for (const s of selected) await sink.status(s.name, 'STARTED');
   const failures: ConnectorError[] = [];
+  const syncProject = async (slug: string) => {
+    const crawler = new ProjectCrawl(slug, opts, emit, (c) => save(slug, c));
+    try {
+      await crawler.run();
+      await save(slug, crawler.cursors(false));
+    } catch (e) {
+      if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
+      // What completed before a failure or a stop is kept, so the next sync resumes after it.
+      if (crawler.resumable) await save(slug, crawler.cursors(true));
+    }
+  };
+  // A bounded number of projects at once, the next starting as one ends: memory stays flat with
+  // hundreds of projects, and there is still enough work to keep every request slot busy.
+  const queue = [...config.projectSlugs];
+  const workers = Math.min(queue.length, Math.max(8, config.maxConcurrency * 2));
   await Promise.all(
-    config.projectSlugs.map(async (slug) => {
-      const crawler = new ProjectCrawl(slug, opts, emit, (c) => save(slug, c));
-      try {
-        await crawler.run();
-        await save(slug, crawler.cursors(false));
-      } catch (e) {
-        if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
-        // What completed before a failure or a stop is kept, so the next sync resumes after it.
-        if (crawler.resumable) await save(slug, crawler.cursors(true));
-      }
+    Array.from({ length: workers }, async () => {
+      for (let slug = queue.shift(); slug !== undefined && !opts.signal?.aborted; slug = queue.shift()) await syncProject(slug);
     }),
   );
   // What was saved and not yet written goes out now, whether the read ends or stops.
