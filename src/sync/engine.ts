@@ -38,8 +38,9 @@ const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, max
 export async function checkConnection(config: Config): Promise<void> {
   const client = makeClient(config, undefined, CHECK_POLICY);
   if (!(await tokenAccepted(client))) throw tokenRejected();
-  const missing: string[] = [];
-  for (const slug of config.projectSlugs) if (!(await projectExists(client, slug))) missing.push(slug);
+  // Concurrent (the client keeps max_concurrency in flight): hundreds of projects answer in seconds.
+  const found = await Promise.all(config.projectSlugs.map((slug) => projectExists(client, slug)));
+  const missing = config.projectSlugs.filter((_, i) => !found[i]);
   if (missing.length) {
     throw configError(
       `${missing.length === 1 ? 'Project' : 'Projects'} ${missing.map((s) => `"${s}"`).join(', ')} not found, or not accessible with this token ` +
