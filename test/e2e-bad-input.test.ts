@@ -63,7 +63,7 @@ describe('a bad config: read, discover and check', () => {
     ['no token', { project_slugs: ['gh/acme/api'] }, /missing "token".*set "token" to a CircleCI personal API token/],
     ['a blank token', { ...GOOD, token: '   ' }, /"token" is empty.*set "token"/],
     ['a token that is not a string', { ...GOOD, token: 12345678 }, /"token".*set "token"/],
-    ['no project_slugs', { token: TEST_TOKEN }, /missing "project_slugs".*set "project_slugs" to a list such as/],
+    ['no project_slugs', { token: TEST_TOKEN }, /no projects to sync: set "project_slugs" to a list such as.*"organizations"/],
     ['empty project_slugs', { ...GOOD, project_slugs: [] }, /"project_slugs".*set "project_slugs" to a list such as/],
     ['a blank project_slugs string', { ...GOOD, project_slugs: '  ' }, /"project_slugs".*set "project_slugs" to a list such as/],
     ['a slug without its vcs', { ...GOOD, project_slugs: ['acme/api'] }, /"acme\/api" is not of the form vcs\/org\/repo.*copy it from the project settings/],

@@ -236,8 +236,8 @@ describe('discover, about, version, help', () => {
     expect(typeof about.description).toBe('string');
     expect(about.capabilities).toEqual(expect.arrayContaining(['catalog', 'discover', 'state', 'about', 'test']));
     expect(about.settings.properties.token).toMatchObject({ type: 'string', secret: true, writeOnly: true });
-    expect(about.settings.required).toEqual(['token', 'project_slugs']);
-    expect(Object.keys(about.settings.properties)).toEqual(['token', 'project_slugs', 'start_date', 'base_url', 'lookback_days', 'max_concurrency', 'allow_insecure_http']);
+    expect(about.settings.required).toEqual(['token']);
+    expect(Object.keys(about.settings.properties)).toEqual(['token', 'project_slugs', 'organizations', 'exclude_projects', 'partition', 'start_date', 'base_url', 'lookback_days', 'max_concurrency', 'allow_insecure_http']);
     expect(JSON.stringify(about)).not.toMatch(/airbyte_secret/);
     const eq = await tap(['--about', '--format=json']);
     expect(eq.messages).toEqual([about]);

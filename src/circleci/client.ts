@@ -52,6 +52,8 @@ export class StoppedError extends ConnectorError {
 export interface RequestOptions {
   /** The data should exist: a 404 is asked again (policy.notFoundAttempts), as CircleCI answers some during incidents. */
   mustExist?: boolean;
+  /** Another API version beside base_url's v2 (organizations' projects: v3 on cloud, v1.1 on CircleCI Server). */
+  api?: 'v3' | 'v1.1';
 }
 
 interface Page {
@@ -97,7 +99,7 @@ export class CircleCIClient {
    * Lower `priority` values go first when requests wait for a slot.
    */
   async get(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): Promise<unknown> {
-    const url = new URL(this.opts.baseUrl + path);
+    const url = new URL(this.apiRoot(opts.api) + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
@@ -145,6 +147,19 @@ export class CircleCIClient {
       if (rateLimited) this.governor.pause(waitMs);
       else await sleep(waitMs, stop);
     }
+  }
+
+  /** base_url, or the same server's root of another API version: /api/v2 becomes /api/v3 or /api/v1.1. */
+  private apiRoot(api: RequestOptions['api']): string {
+    if (!api) return this.opts.baseUrl;
+    if (!/\/api\/v2$/.test(this.opts.baseUrl)) {
+      throw configError(
+        `"organizations" needs CircleCI's API ${api} beside API v2, found by replacing the /api/v2 at the end of base_url, but base_url (${this.opts.baseUrl}) does not end in /api/v2. ` +
+          'Set base_url to the API v2 root (https://circleci.com/api/v2, or https://<your CircleCI Server>/api/v2), or list the projects in "project_slugs" instead.',
+        'base_url without /api/v2',
+      );
+    }
+    return this.opts.baseUrl.replace(/\/api\/v2$/, `/api/${api}`);
   }
 
   private unreachable(reason: string): ConnectorError {

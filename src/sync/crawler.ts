@@ -1,7 +1,7 @@
 import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
-import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
+import { PROJECT_NOT_FOUND, projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
-import { type ConnectorError, asConnectorError } from '../errors.js';
+import { ConnectorError, asConnectorError } from '../errors.js';
 import { STREAMS, TREE_ROOT, childrenOf, inTree, subtreeOf } from '../streams/index.js';
 import { admitted, carriedBy, keepsSignpost, settled } from './carried.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
@@ -43,6 +43,8 @@ export interface CrawlOptions {
   signal?: AbortSignal;
   /** Checkpoint an unfinished project after this many more synced pipelines (default 100). */
   checkpointEvery?: number;
+  /** Projects found by discovery: one that has gone since (404) is a WARN, not a failed sync. */
+  discovered?: ReadonlySet<string>;
 }
 
 const INF = Number.POSITIVE_INFINITY;
@@ -131,6 +133,10 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
       await crawler.run();
       await save(slug, crawler.cursors(false));
     } catch (e) {
+      if (opts.discovered?.has(slug) && e instanceof ConnectorError && e.internal === PROJECT_NOT_FOUND) {
+        await sink.log('WARN', `${slug}: discovered, but gone by the time it was read (404); skipped, its state is kept.`);
+        return;
+      }
       if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
       // What completed before a failure or a stop is kept, so the next sync resumes after it.
       if (crawler.resumable) await save(slug, crawler.cursors(true));
