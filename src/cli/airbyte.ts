@@ -12,7 +12,7 @@ import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { STREAMS } from '../streams/index.js';
 import { checkConnection, runSync } from '../sync/engine.js';
-import { dieBy } from './signals.js';
+import { STOP_SIGNALS, dieBy, exitCodeOf, type StopSignal } from './signals.js';
 
 /** The Airbyte face: spec, check, discover, read. Everything on stdout is an AirbyteMessage. */
 
@@ -44,20 +44,22 @@ async function run(action: () => Promise<void>): Promise<void> {
 }
 
 const stop = new AbortController();
-let terminated = false;
+/** The signal (SIGTERM from a platform, SIGINT from Ctrl-C) that is stopping the sync, if any. */
+let stoppedBy: StopSignal | undefined;
 let readerGone = false;
 
-process.on('SIGTERM', () => {
-  if (terminated) return;
-  terminated = true;
+function onStopSignal(signal: StopSignal): void {
+  if (stoppedBy) return;
+  stoppedBy = signal;
   // Requests in flight and waits are aborted; projects part-way through get a last checkpoint of
   // what they completed; then the process dies by the signal (below). A stuck reader must not keep
   // us alive.
-  void out.line(logMessage('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.'));
+  void out.line(logMessage('WARN', `Received ${signal}: stopping. The last STATE printed is where the next sync resumes.`));
   stop.abort();
-  process.exitCode = 143;
-  setTimeout(() => process.exit(143), 10_000).unref();
-});
+  process.exitCode = exitCodeOf(signal);
+  setTimeout(() => process.exit(exitCodeOf(signal)), 10_000).unref();
+}
+for (const signal of STOP_SIGNALS) process.on(signal, () => onStopSignal(signal));
 
 // The reader went away (EPIPE, e.g. `read | head`): nothing more can be delivered, so stop at once
 // and say so with the exit code: the sync did not complete.
@@ -147,4 +149,4 @@ try {
   process.exitCode = 1;
 }
 // After the last checkpoint is out, die by the signal, as a platform watching for it expects.
-if (terminated) dieBy('SIGTERM', 143);
+if (stoppedBy) dieBy(stoppedBy);

@@ -9,7 +9,7 @@ import { parseSingerState } from '../protocol/singer-state.js';
 import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { runSync } from '../sync/engine.js';
-import { dieBy } from './signals.js';
+import { STOP_SIGNALS, dieBy, exitCodeOf, type StopSignal } from './signals.js';
 
 /**
  * The Singer face (`tap-circleci`, for Meltano): --discover, a sync with --catalog/--properties
@@ -172,31 +172,34 @@ function aboutText(): string {
 // ---- the sync, and how it stops
 
 const controller = new AbortController();
-let stopping = false;
+/** The signal (SIGTERM from a platform, SIGINT from Ctrl-C) that is stopping the sync, if any. */
+let stoppedBy: StopSignal | undefined;
 
 async function finish(code: number): Promise<never> {
   closeAgents();
   await out.flush();
-  // Stopped by SIGTERM: die by it (Meltano's `config test` counts only that as a pass).
-  if (stopping) dieBy('SIGTERM', 143);
+  // Stopped by a signal: die by it (Meltano's `config test` counts only that as a pass).
+  if (stoppedBy) dieBy(stoppedBy);
   process.exit(code);
 }
 
-process.on('SIGTERM', () => {
-  if (stopping) return;
-  stopping = true;
+function onStopSignal(signal: StopSignal): void {
+  if (stoppedBy) return;
+  stoppedBy = signal;
+  // Requests in flight and waits are aborted; projects part-way through get a last STATE of what
+  // they completed; then main() ends and finish() dies by the signal. A stuck reader must not keep
+  // us alive.
   controller.abort();
-  log('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.');
-  // Every STATE already printed stands; print nothing more. A stuck reader must not keep us alive.
-  setTimeout(() => process.exit(143), 5_000).unref();
-  void finish(143);
-});
+  log('WARN', `Received ${signal}: stopping. The last STATE printed is where the next sync resumes.`);
+  setTimeout(() => process.exit(exitCodeOf(signal)), 5_000).unref();
+}
+for (const signal of STOP_SIGNALS) process.on(signal, () => onStopSignal(signal));
 
 // The reader went away (EPIPE): nothing more can be delivered, so stop now; the exit code says the
 // sync did not complete. (Output stops writing, but a write waiting for 'drain' would wait forever.)
 let readerGone = false;
 process.stdout.on('error', () => {
-  if (readerGone || stopping) return;
+  if (readerGone || stoppedBy) return;
   readerGone = true;
   controller.abort();
   log('WARN', 'stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
@@ -237,7 +240,7 @@ async function sync(args: Args): Promise<void> {
     stopped: () => {
       // A reader that went away (EPIPE): stop fetching too.
       if (out.isClosed && !controller.signal.aborted) controller.abort();
-      return stopping || out.isClosed;
+      return out.isClosed;
     },
   });
   await runSync(cfg, picked.selection, state, sink, { signal: controller.signal, progress: out.interactive ? (l) => out.progress(l) : undefined });
@@ -259,8 +262,8 @@ async function main(): Promise<void> {
 
 try {
   await main();
-  await finish(stopping ? 143 : readerGone ? 1 : 0);
+  await finish(readerGone ? 1 : 0);
 } catch (e) {
-  if (stopping) await finish(143);
+  if (stoppedBy) await finish(exitCodeOf(stoppedBy));
   await fail(e);
 }
