@@ -11,7 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -371,7 +371,11 @@ describe('messages a newcomer meets', () => {
     expect(raw.code).toBe(0);
     expect(raw.stdout).toContain('CircleCI (API v2) source for Airbyte: projects, pipelines, workflows, jobs, job details and test results.');
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
-    for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci']]) {
+    // Also through a symlink, as npm's bin links and a Meltano `executable` may run it: the face
+    // still knows it is the program, not an import.
+    const link = join(mkdtempSync(join(tmpdir(), 'source-circleci-bin-')), 'tap-circleci');
+    symlinkSync(SINGER_CLI, link);
+    for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci'], [link, 'tap-circleci']]) {
       const v = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
         const c = spawn(process.execPath, [cli, '--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
         let out = '';
