@@ -100,7 +100,7 @@ async function warnAbout(out: Output, cfg: Config): Promise<Config> {
   return cfg;
 }
 
-/** Runs one command; a failure is one TRACE error on stdout and exit code 1. */
+/** Runs one command; a failure throws (execute reports it). */
 async function run(out: Output, cmd: Command, signal: AbortSignal): Promise<void> {
   switch (cmd.command) {
     case 'help':
@@ -131,6 +131,23 @@ async function run(out: Output, cmd: Command, signal: AbortSignal): Promise<void
       await runSync(cfg, selection, state, new AirbyteSink(out), { signal, progress: out.interactive ? (l) => out.progress(l) : undefined });
       out.clearProgress();
     }
+  }
+}
+
+/**
+ * Runs one command line, writing its messages to `out`, and resolves to its exit code: a failure,
+ * a usage mistake included, is one TRACE error on stdout (never a stack) and exit code 1.
+ */
+export async function execute(argv: string[], out: Output, signal: AbortSignal): Promise<number> {
+  try {
+    await run(out, parseCommand(argv), signal);
+    return 0;
+  } catch (e) {
+    await out.line(traceError(asConnectorError(e)));
+    return 1;
+  } finally {
+    closeAgents();
+    await out.flush();
   }
 }
 
@@ -172,16 +189,7 @@ export async function main(argv: string[]): Promise<void> {
     void out.line(traceError(asConnectorError(e))).then(() => out.flush()).finally(() => process.exit(1));
   });
 
-  try {
-    // Usage mistakes are config errors too: one clear TRACE on stdout, not a stack.
-    await run(out, parseCommand(argv), stop.signal);
-  } catch (e) {
-    await out.line(traceError(asConnectorError(e)));
-    process.exitCode = 1;
-  } finally {
-    closeAgents();
-    await out.flush();
-  }
+  if ((await execute(argv, out, stop.signal)) !== 0) process.exitCode = 1;
   // After the last checkpoint is out, die by the signal, as a platform watching for it expects.
   if (stoppedBy) dieBy(stoppedBy);
 }
