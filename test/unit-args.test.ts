@@ -32,6 +32,8 @@ describe('tap-circleci arguments', () => {
     expect(parseArgs(['--format=markdown', '--about'])).toEqual({ ...none, about: true, format: 'markdown' });
     expect(parseArgs(['-h']).help).toBe(true);
     expect(parseArgs(['-V']).version).toBe(true);
+    // Short forms as singer-python's argparse reads them: attached, with "=", grouped.
+    expect(parseArgs(['-cx', '-c=y', '-dp', 'k'])).toEqual({ ...none, config: ['x', 'y'], discover: true, properties: 'k' });
     // "-" is a value (a file named so), not a flag.
     expect(parseArgs(['--config', '-']).config).toEqual(['-']);
   });

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 
 /**
  * Both faces read their arguments with node:util's parseArgs: `--x v`, `--x=v`, short forms
- * (`-c v`, grouped `-dc v`), flags in any order. parseArgs splits the words; the rules it cannot
+ * (`-c v`, `-cv`, `-c=v`, grouped `-dc v`), flags in any order. parseArgs splits the words; the rules it cannot
  * state are kept here, each with its own message: a value that is missing or looks like another
  * flag, a value given to a switch, a flag or word the face does not know.
  */
@@ -51,7 +51,8 @@ export function parseFlags(argv: string[], spec: Record<string, Flag>, fail: (me
     } else {
       // parseArgs takes the next word whatever it is; a flag there means the value was forgotten.
       if (t.value === undefined || (!t.inlineValue && t.value.startsWith('-') && t.value !== '-')) fail(`${t.rawName} needs a value.`);
-      add(t.name, t.value!);
+      // `-c=file` means `-c file` (as singer-python's argparse reads it), not a file named "=file".
+      add(t.name, t.inlineValue && !t.rawName.startsWith('--') && t.value.startsWith('=') ? t.value.slice(1) : t.value);
     }
   }
   return { flags, positionals };
