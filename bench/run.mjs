@@ -807,7 +807,7 @@ async function ceilingScenario() {
 // ------------------------------------------------------------------------------------------
 
 /**
- * What one project costs a sync, to size connections (README, "When one sync is not enough"):
+ * What one project costs a sync, to size connections (docs/performance.md, "What one project costs"; docs/operations.md uses it):
  * a first sync, then, one day later, incremental syncs from its state: every stream incremental,
  * jobs as a full refresh (it re-reads every job since start_date), and no jobs. 50 ms latency,
  * default max_concurrency; the mock counts the requests.

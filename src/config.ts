@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isIPv4 } from 'node:net';
+import { timingFromEnv, type EnvTiming } from './circleci/retry.js';
 import { configError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { readPackageJson } from './resources.js';
@@ -14,6 +15,8 @@ export interface Config {
   baseUrl: string;
   lookbackDays: number;
   maxConcurrency: number;
+  /** What the environment changes in the retry policy's timing (docs/retry-timing.md). */
+  retryTiming: EnvTiming['timing'];
   /** Things worth telling the user that do not stop the sync (unknown keys, plain http). */
   warnings: string[];
 }
@@ -31,6 +34,7 @@ const FIXES: Record<string, string> = {
   project_slugs: 'set "project_slugs" to a list such as ["gh/acme/api"] or a space-separated string "gh/acme/api bb/acme/web"',
   start_date: 'set "start_date" to a UTC date such as "2025-01-01" or "2025-01-01T00:00:00Z", or leave it out',
   base_url: 'set "base_url" to an http(s) URL such as "https://circleci.com/api/v2", or leave it out',
+  allow_insecure_http: 'set "allow_insecure_http" to true or false, or leave it out (default false)',
   lookback_days: 'set "lookback_days" to a whole number of days from 0 to 365, or leave it out (default 7)',
   max_concurrency: 'set "max_concurrency" to a whole number from 1 to 64, or leave it out (default 8)',
 };
@@ -91,9 +95,10 @@ function parseDate(value: string): Date | undefined {
 }
 
 // An address, not a name: 127.0.0.1.example.com resolves wherever its owner likes.
-const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
+export const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
 
-export function parseConfig(raw: unknown, now: Date = new Date()): Config {
+/** `env`: the process environment, read for the retry-timing variables only. */
+export function parseConfig(raw: unknown, now: Date = new Date(), env: Record<string, string | undefined> = process.env): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw configError('Config must be a JSON object such as {"token": "...", "project_slugs": ["gh/acme/api"]}.');
   }
@@ -135,9 +140,19 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw configError(`Config field "base_url" must use http or https, not ${url.protocol.replace(/:$/, '')}: ${FIXES.base_url}.`);
   }
+  // A hosted platform may run the connector far from the server: the token must not cross a
+  // network in clear unless the user said, in a setting of its own, that this network is trusted.
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
-    warnings.push(`base_url uses plain http to ${url.hostname}: the token travels unencrypted. Use https.`);
+    if (input.allow_insecure_http !== true) {
+      throw configError(
+        `Config field "base_url" uses plain http to ${url.hostname}, so the token would travel unencrypted: use https (https://${url.host}${url.pathname}), ` +
+          'or, only if this network is trusted (a CircleCI Server behind a proxy in your cluster), set "allow_insecure_http" to true.',
+      );
+    }
+    warnings.push(`base_url uses plain http to ${url.hostname} ("allow_insecure_http" is on): the token travels unencrypted. Use https when you can.`);
   }
+  const fromEnv = timingFromEnv(env, isLoopback(url.hostname));
+  warnings.push(...fromEnv.warnings);
 
   return {
     token,
@@ -146,6 +161,7 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
     baseUrl,
     lookbackDays: (input.lookback_days as number | undefined) ?? DEFAULT_LOOKBACK_DAYS,
     maxConcurrency: (input.max_concurrency as number | undefined) ?? DEFAULT_MAX_CONCURRENCY,
+    retryTiming: fromEnv.timing,
     warnings,
   };
 }

@@ -88,6 +88,8 @@ describe('a bad config: read, discover and check', () => {
     ['start_date not a string', { ...GOOD, start_date: 20250101 }, /"start_date".*set "start_date"/],
     ['base_url with ftp', { ...GOOD, base_url: 'ftp://circleci.example.com/api/v2' }, /"base_url" must use http or https.*set "base_url" to an http\(s\) URL/],
     ['base_url not a URL', { ...GOOD, base_url: 'circleci.com/api/v2' }, /"base_url" is not a URL.*set "base_url"/],
+    ['base_url with plain http to a remote host', { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2' }, /"base_url" uses plain http to circleci\.example\.invalid.*use https.*"allow_insecure_http" to true/],
+    ['allow_insecure_http not a boolean', { ...GOOD, allow_insecure_http: 'yes' }, /"allow_insecure_http".*set "allow_insecure_http" to true or false/],
     ['lookback_days negative', { ...GOOD, lookback_days: -1 }, /"lookback_days".*set "lookback_days" to a whole number/],
     ['max_concurrency zero', { ...GOOD, max_concurrency: 0 }, /"max_concurrency".*set "max_concurrency" to a whole number/],
   ];
@@ -177,8 +179,8 @@ describe('unknown config keys and plain http: a warning, and the command goes on
     expect(logs(r, 'WARN').join('\n')).toMatch(/unknown keys.*statr_date/);
   });
 
-  test('discover: base_url with plain http to a host that is not loopback is a WARN (no request is made)', async () => {
-    const config = { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2' };
+  test('discover: base_url with plain http to a host that is not loopback, allowed by allow_insecure_http, is a WARN (no request is made)', async () => {
+    const config = { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2', allow_insecure_http: true };
     const r = await runCli(AIRBYTE_CLI, ['discover', '--config', tempFiles({ config }).config]);
     expect(r.code).toBe(0);
     expect(logs(r, 'WARN').join('\n')).toMatch(/plain http to circleci\.example\.invalid.*https/);

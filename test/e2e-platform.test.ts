@@ -266,7 +266,7 @@ describe('DNS', () => {
     const oneStart = new Date(one.now().getTime() - 10 * DAY);
     const oneMock = await startMockServer({ world: one, token: TEST_TOKEN });
     try {
-      const config = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: oneStart.toISOString(), base_url: `http://mock.test:${oneMock.port}/api/v2` };
+      const config = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: oneStart.toISOString(), base_url: `http://mock.test:${oneMock.port}/api/v2`, allow_insecure_http: true };
       const files = tempFiles({ config, catalog: ALL_FULL });
       // Lookup 1 opens the first connection (the pipeline list, the only request until it is
       // answered); 2 and 3 fail: new connections for the workflow lists, after that answer.
@@ -288,7 +288,8 @@ describe('DNS', () => {
   });
 
   test('a lookup that fails before any answer, with a custom base_url: config_error naming base_url', async () => {
-    const files = tempFiles({ config: configFor('http://ci.example.test/api/v2'), catalog: ALL_FULL });
+    // A name is not loopback: plain http to it needs the opt-in (docs/base-url-safety.md).
+    const files = tempFiles({ config: { ...configFor('http://ci.example.test/api/v2'), allow_insecure_http: true }, catalog: ALL_FULL });
     const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog], { env: { NODE_OPTIONS: `--import ${DNS_STUB}`, DNS_STUB_HOST: 'none' } });
     const errors = r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR').map((m) => m.trace.error);
     expect(errors).toHaveLength(1);

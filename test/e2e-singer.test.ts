@@ -237,7 +237,7 @@ describe('discover, about, version, help', () => {
     expect(about.capabilities).toEqual(expect.arrayContaining(['catalog', 'discover', 'state', 'about', 'test']));
     expect(about.settings.properties.token).toMatchObject({ type: 'string', secret: true, writeOnly: true });
     expect(about.settings.required).toEqual(['token', 'project_slugs']);
-    expect(Object.keys(about.settings.properties)).toEqual(['token', 'project_slugs', 'start_date', 'base_url', 'lookback_days', 'max_concurrency']);
+    expect(Object.keys(about.settings.properties)).toEqual(['token', 'project_slugs', 'start_date', 'base_url', 'lookback_days', 'max_concurrency', 'allow_insecure_http']);
     expect(JSON.stringify(about)).not.toMatch(/airbyte_secret/);
     const eq = await tap(['--about', '--format=json']);
     expect(eq.messages).toEqual([about]);
@@ -274,7 +274,18 @@ describe('discover, about, version, help', () => {
 });
 
 describe('sync', () => {
-  test('with no catalog every stream and field is synced; SCHEMA first, STATE after its records; equals the ground truth', async () => {
+  test('--help and the log of a run without a catalog name what it syncs: the default streams, job_details and tests only when selected', async () => {
+    // The run above sent SCHEMA for exactly STREAMS; what the tap says must match it.
+    const note = /^INFO tap-circleci: No catalog given: (.*)$/m.exec(fullRun.stderr)?.[1] ?? '';
+    const help = (await runCommand(process.execPath, [SINGER_CLI, '--help'])).stdout.replace(/\s+/g, ' ');
+    for (const text of [note, help]) {
+      expect(text).not.toMatch(/every stream/);
+      expect(text).toContain(`${STREAMS.slice(0, -1).join(', ')} and ${STREAMS.at(-1)}`);
+      expect(text).toMatch(/job_details and tests .*(need a catalog|only when a catalog)/);
+    }
+  });
+
+  test('with no catalog the streams selected by default are synced with every field; SCHEMA first, STATE after its records; equals the ground truth', async () => {
     expect(conformance(full)).toEqual([]);
     expect(fullRun.code).toBe(0);
     // One SCHEMA per stream, each before that stream's first RECORD, with every property.

@@ -12,46 +12,50 @@ const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');
 
 export interface Face {
   name: string;
-  cli: string;
-  /** The arguments of one incremental sync of `streams` from `state` (files written to a temp folder). */
-  args(config: unknown, state: unknown, streams: StreamName[]): Promise<string[]>;
-  /** A stream's records among the messages of a run. */
-  records(messages: Message[], stream: StreamName): Message[];
-  /** The state a platform passes to the next sync after this run. */
-  nextState(messages: Message[], previous: unknown): unknown;
   /** Runs one incremental sync of `streams` from the state the previous one left; its records and the next state. */
   sync(config: unknown, state: unknown, streams: StreamName[]): Promise<{ records: Record<string, Message[]>; state: unknown }>;
+  /** The CLI and arguments of such a sync, for a test that runs it itself. */
+  command(config: unknown, state: unknown, streams: StreamName[]): Promise<{ cli: string; args: string[] }>;
+  /** A sync's records and the state the next one starts from, out of its stdout. */
+  parse(messages: Message[], state: unknown, streams: StreamName[]): { records: Record<string, Message[]>; state: unknown };
 }
 
-async function sync(face: Face, config: unknown, state: unknown, streams: StreamName[]) {
-  const r = await runCli(face.cli, await face.args(config, state, streams));
+/** A sync through `face`: its command run to the end, exit 0. */
+async function syncThrough(face: Face, config: unknown, state: unknown, streams: StreamName[]) {
+  const { cli, args } = await face.command(config, state, streams);
+  const r = await runCli(cli, args);
   expect(r.code).toBe(0);
-  if (face === airbyte) expect(invalidMessages(r.messages)).toEqual([]);
-  return {
-    records: Object.fromEntries(streams.map((s) => [s, face.records(r.messages, s)])),
-    state: face.nextState(r.messages, state),
-  };
+  return face.parse(r.messages, state, streams);
 }
 
 export const airbyte: Face = {
   name: 'Airbyte (source-circleci read)',
-  cli: AIRBYTE_CLI,
-  async args(config, state, streams) {
+  sync(config, state, streams) {
+    return syncThrough(airbyte, config, state, streams);
+  },
+  async command(config, state, streams) {
     // projects is a full refresh only stream.
     const catalog = configuredCatalog(Object.fromEntries(streams.map((s) => [s, s === 'projects' ? 'full_refresh' : 'incremental'])));
     const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
-    return ['read', '--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])];
+    return { cli: AIRBYTE_CLI, args: ['read', '--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])] };
   },
-  records: (messages, stream) => recordsOf(messages, stream),
-  nextState: (messages, previous) => lastStates(messages, (previous as Message[] | undefined) ?? []),
-  sync: (config, state, streams) => sync(airbyte, config, state, streams),
+  parse(messages, state, streams) {
+    expect(invalidMessages(messages)).toEqual([]);
+    return {
+      records: Object.fromEntries(streams.map((s) => [s, recordsOf(messages, s)])),
+      // A state in another shape (tap-circle-ci's) is replaced by the STATE messages of this sync.
+      state: lastStates(messages, Array.isArray(state) ? (state as Message[]) : []),
+    };
+  },
 };
 
 let discovered: Message | undefined;
 export const singer: Face = {
   name: 'Singer (tap-circleci)',
-  cli: SINGER_CLI,
-  async args(config, state, streams) {
+  sync(config, state, streams) {
+    return syncThrough(singer, config, state, streams);
+  },
+  async command(config, state, streams) {
     discovered ??= (await runCli(SINGER_CLI, ['--discover', '--config', tempFiles({ c: { token: TEST_TOKEN, project_slugs: ['gh/acme/api'] } }).c])).messages[0];
     const catalog = structuredClone(discovered!);
     for (const entry of catalog.streams) {
@@ -59,14 +63,15 @@ export const singer: Face = {
       root.selected = streams.includes(entry.tap_stream_id);
     }
     const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
-    return ['--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])];
+    return { cli: SINGER_CLI, args: ['--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])] };
   },
-  records: (messages, stream) => messages.filter((m) => m.type === 'RECORD' && m.stream === stream).map((m) => m.record),
-  nextState(messages, previous) {
+  parse(messages, state, streams) {
     const states = messages.filter((m) => m.type === 'STATE');
-    return states.length ? states[states.length - 1].value : previous;
+    return {
+      records: Object.fromEntries(streams.map((s) => [s, messages.filter((m) => m.type === 'RECORD' && m.stream === s).map((m) => m.record)])),
+      state: states.length ? states[states.length - 1].value : state,
+    };
   },
-  sync: (config, state, streams) => sync(singer, config, state, streams),
 };
 
 /** The union, by key with the last write winning, equals the ground truth, field for field. */

@@ -1,6 +1,7 @@
 import { ConnectorError, configError, transientError } from '../errors.js';
 import { DEFAULT_BASE_URL } from '../config.js';
 import { registerSecret } from '../redact.js';
+import { serverExcerpt } from './excerpt.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
@@ -11,6 +12,7 @@ export class HttpError extends ConnectorError {
   constructor(
     readonly status: number,
     readonly endpoint: string,
+    /** Short, one line, sanitised (excerpt.ts): never the raw body. */
     readonly serverMessage: string,
   ) {
     super(`GET ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
@@ -47,6 +49,11 @@ export class StoppedError extends ConnectorError {
   }
 }
 
+export interface RequestOptions {
+  /** The data should exist: a 404 is asked again (policy.notFoundAttempts), as CircleCI answers some during incidents. */
+  mustExist?: boolean;
+}
+
 interface Page {
   items: unknown[];
   next_page_token?: string | null;
@@ -57,12 +64,6 @@ function isPage(body: unknown): body is Page {
   const token = (body as Page).next_page_token;
   return token === undefined || token === null || typeof token === 'string';
 }
-
-const messageOf = (body: unknown): string => {
-  const m = (body as { message?: unknown; error?: unknown } | undefined);
-  const text = typeof m?.message === 'string' ? m.message : typeof m?.error === 'string' ? m.error : '';
-  return text.slice(0, 200);
-};
 
 /** CircleCI API v2: auth, the retry policy, the global concurrency limit and pagination. */
 export class CircleCIClient {
@@ -95,7 +96,7 @@ export class CircleCIClient {
    * GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers.
    * Lower `priority` values go first when requests wait for a slot.
    */
-  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0): Promise<unknown> {
+  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): Promise<unknown> {
     const url = new URL(this.opts.baseUrl + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
@@ -122,14 +123,16 @@ export class CircleCIClient {
       if (result.kind === 'failure' && DNS_FAILURES.has(result.reason) && this.firstAnswerAt === undefined) throw this.unreachable(result.reason);
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
-      if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
-        throw new HttpError(result.status, path, messageOf(result.body));
+      const retried = this.policy.retryStatuses.includes(result.status ?? 0) || (result.status === 404 && opts.mustExist && attempt < this.policy.notFoundAttempts);
+      if (result.kind === 'response' && !retried) {
+        throw new HttpError(result.status, path, serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')));
       }
       const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
       const elapsed = Date.now() - started;
       if (attempt >= this.policy.maxAttempts || elapsed >= this.policy.maxElapsedMs) {
+        const said = result.kind === 'response' ? serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')) : '';
         throw transientError(
-          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}. ` +
+          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}${said ? ` (${said})` : ''}. ` +
             'CircleCI may be unavailable or rate-limiting this token: run the sync again later; it resumes from its last checkpoint.',
           reason,
         );
@@ -158,11 +161,11 @@ export class CircleCIClient {
   }
 
   /** Every page of a list, following next_page_token (missing, null or empty = last page). */
-  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0): AsyncGenerator<unknown[]> {
+  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): AsyncGenerator<unknown[]> {
     const seen = new Set<string>();
     let pageToken: string | undefined;
     do {
-      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority);
+      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority, opts);
       if (!isPage(body)) throw notTheApi(path, this.opts.baseUrl, 'a body that is not a CircleCI page ({"items": [...], "next_page_token": ...})');
       yield body.items;
       pageToken = body.next_page_token || undefined;
@@ -197,5 +200,3 @@ const notTheApi = (path: string, baseUrl: string, what: string) =>
     'unexpected response shape',
   );
 
-/** A slug in a URL path: the slashes stay literal, anything else reserved is escaped per segment. */
-export const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');

@@ -1,5 +1,6 @@
 import { configError } from '../errors.js';
-import { HttpError, slugPath, type CircleCIClient } from './client.js';
+import { slugPath } from '../slug-path.js';
+import { HttpError, type CircleCIClient } from './client.js';
 
 /** The two questions `check` asks CircleCI, and the messages for a "no". */
 

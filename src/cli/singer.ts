@@ -39,7 +39,8 @@ ${DESCRIPTION}
       --version             Print the version.
   -h, --help                Print this help.
 
-With no catalog every stream and field is synced.`;
+With no catalog, projects, pipelines, workflows and jobs are synced with every field;
+job_details and tests (a request or more per job) only when a catalog selects them.`;
 
 interface Args {
   config: string[];
@@ -93,7 +94,7 @@ export function parseArgs(argv: string[]): Args {
 
 const usageError = (message: string) => configError(`${message} Run ${TAP_NAME} --help for the options.`);
 
-/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers. */
+/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers, true/false for booleans. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const [key, prop] of Object.entries(spec.properties) as Array<[string, { type?: string }]>) {
@@ -106,6 +107,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<stri
         config[key] = value; // project_slugs may be a space-separated string
       }
     } else if (prop.type === 'integer' && /^-?\d+$/.test(value.trim())) config[key] = Number(value);
+    else if (prop.type === 'boolean' && /^(true|false)$/i.test(value.trim())) config[key] = value.trim().toLowerCase() === 'true';
     else config[key] = value;
   }
   return config;
@@ -238,7 +240,7 @@ async function sync(args: Args, run: Run): Promise<void> {
   const cfg = parseConfig(rawConfig(args.config));
   const catalogPath = args.catalog ?? args.properties;
   const picked = catalogPath ? parseSingerCatalog(readJsonFile(catalogPath, 'catalog')) : selectAll();
-  if (!catalogPath) log('INFO', 'No catalog given: syncing every stream and field.');
+  if (!catalogPath) log('INFO', 'No catalog given: syncing projects, pipelines, workflows and jobs with every field; job_details and tests need a catalog that selects them.');
   for (const n of picked.notes) log('WARN', n);
   if (args.test === 'schema') {
     for (const s of picked.streams.values()) await out.line(schemaMessage(s));

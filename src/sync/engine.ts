@@ -3,7 +3,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { configError } from '../errors.js';
 import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
-import { slugPath } from '../circleci/client.js';
+import { slugPath } from '../slug-path.js';
 import { crawl, type Selection, type SyncSink } from './crawler.js';
 import type { SyncState } from './state.js';
 
@@ -15,7 +15,7 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
     baseUrl: config.baseUrl,
     token: config.token,
     maxConcurrency: config.maxConcurrency,
-    policy,
+    policy: { ...policy, ...config.retryTiming },
     signal,
     onRetry: (e: RetryEvent) =>
       void sink?.log(
@@ -32,14 +32,15 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
 }
 
 /** `check` must answer quickly: a few tries, not the sync's patience. */
-const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: Math.min(DEFAULT_RETRY_POLICY.timeoutMs, 30_000) };
+const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: 30_000 };
 
 /** GET /me, then every project; throws a config error naming what is wrong. */
 export async function checkConnection(config: Config): Promise<void> {
   const client = makeClient(config, undefined, CHECK_POLICY);
   if (!(await tokenAccepted(client))) throw tokenRejected();
-  const missing: string[] = [];
-  for (const slug of config.projectSlugs) if (!(await projectExists(client, slug))) missing.push(slug);
+  // Concurrent (the client keeps max_concurrency in flight): hundreds of projects answer in seconds.
+  const found = await Promise.all(config.projectSlugs.map((slug) => projectExists(client, slug)));
+  const missing = config.projectSlugs.filter((_, i) => !found[i]);
   if (missing.length) {
     throw configError(
       `${missing.length === 1 ? 'Project' : 'Projects'} ${missing.map((s) => `"${s}"`).join(', ')} not found, or not accessible with this token ` +
