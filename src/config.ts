@@ -150,8 +150,10 @@ export function parseConfig(raw: unknown, now: Date = new Date(), env: Record<st
   const projectSlugs = [...new Set(((input.project_slugs as string[] | undefined) ?? []).map(normaliseSlug))];
   const organizations = [...new Set(((input.organizations as string[] | undefined) ?? []).map(normaliseOrg))];
   if (!projectSlugs.length && !organizations.length) {
+    const typo = Object.keys(input).find((k) => !(k in spec.properties) && (meant(k) === 'project_slugs' || meant(k) === 'organizations'));
+    const hint = typo ? ` (it has "${typo}": did you mean "${meant(typo)}"?)` : '';
     throw configError(
-      `Config has no projects to sync: ${FIXES.project_slugs}, or set "organizations" to a list such as ["gh/acme"] to sync every project of an organization.`,
+      `Config is missing "project_slugs"${hint}, so it has no projects to sync: ${FIXES.project_slugs}, or set "organizations" to a list such as ["gh/acme"] to sync every project of an organization.`,
     );
   }
   const excludeProjects = (input.exclude_projects as string[] | undefined) ?? [];

@@ -467,8 +467,9 @@ describe('rate limits: a token bucket and fixed windows', () => {
   // the quota is more than the requests in flight, as with CircleCI's real quota.
   const QUOTA = 100;
   const WINDOW_S = 5;
-  // Concurrent: each waits on its own mock's quota most of the time, so the two overlap at little cost.
-  test.concurrent.each(['fixed', 'bucket'] as const)('%s: at least 90%% of the allowed rate, under 5%% answered 429, every record', async (window) => {
+  // One after the other: run side by side on a busy 2-core machine, the fixed-window pacing slipped
+  // into a window's end (a 429) in some runs.
+  test.each(['fixed', 'bucket'] as const)('%s: at least 90%% of the allowed rate, under 5%% answered 429, every record', async (window) => {
     const w = new World({ seed: 35, historyDays: 60, pipelinesPerDay: 2, projects: ['gh/acme/api'] });
     const since = new Date(w.now().getTime() - 60 * DAY);
     const m = await startMockServer({ world: w, token: TEST_TOKEN, latencyMs: 20, rateLimit: { perMinute: QUOTA, window, windowSeconds: WINDOW_S } });

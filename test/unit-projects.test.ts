@@ -64,7 +64,8 @@ describe('config', () => {
   });
 
   test.each([
-    ['neither project_slugs nor organizations', { token: TOKEN }, /no projects to sync.*"organizations"/],
+    ['neither project_slugs nor organizations', { token: TOKEN }, /missing "project_slugs", so it has no projects to sync.*"organizations"/],
+    ['a typo of organizations', { token: TOKEN, organisations: ['gh/acme'] }, /missing "project_slugs" \(it has "organisations": did you mean "organizations"\?\)/],
     ['an organization that is not a slug or an id', { token: TOKEN, organizations: ['gh/acme/api'] }, /Organization "gh\/acme\/api" is not an org slug/],
     ['a partition index past its count', { token: TOKEN, organizations: ['gh/acme'], partition: { index: 3, count: 3 } }, /"partition" has index 3 but count 3/],
     ['a partition without a count', { token: TOKEN, organizations: ['gh/acme'], partition: { index: 0 } }, /"partition"/],
