@@ -81,23 +81,48 @@ ensure_loader() {
   echo "$stamp" >"$sys/.stamp"
 }
 
-status=0
+# pytest's counts for a stage, from its JUnit XML: "passed failed skipped".
+counts() {
+  "$PYTHON" - "$1" <<'EOF2'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1, 0)  # no report: pytest did not get to run the tests
+    sys.exit()
+suites = [root] if root.tag == "testsuite" else list(root)
+n = lambda a: sum(int(s.get(a, 0)) for s in suites)
+failed = n("failures") + n("errors")
+print(n("tests") - failed - n("skipped"), failed, n("skipped"))
+EOF2
+}
+
+status=0 passed=0 failed=0 skipped=0 times=()
 for s in "${stages[@]}"; do
   started=$SECONDS
+  report=$CLIENTS_DIR/$s-junit.xml
+  rm -f "$report"
   case $s in
     meltano)
       venv=$(ensure_venv meltano "$REQS/requirements-meltano.txt")
       ensure_loader "$venv"
+      ready=$SECONDS
       echo "--- meltano: pytest test/clients/test_meltano.py" >&2
       MELTANO_BIN=$venv/bin/meltano MELTANO_SYS_DIR_ROOT=$CLIENTS_DIR/meltano-sys \
-        "$venv/bin/python" -m pytest -p no:cacheprovider -s -q test/clients/test_meltano.py || status=1
+        "$venv/bin/python" -m pytest --junitxml="$report" test/clients/test_meltano.py || status=1
       ;;
     airbyte)
       venv=$(ensure_venv airbyte "$REQS/requirements-airbyte.txt")
+      ready=$SECONDS
       echo "--- airbyte: pytest test/clients/test_pyairbyte.py" >&2
-      "$venv/bin/python" -m pytest -p no:cacheprovider -s -q test/clients/test_pyairbyte.py || status=1
+      "$venv/bin/python" -m pytest --junitxml="$report" test/clients/test_pyairbyte.py || status=1
       ;;
   esac
-  echo "--- $s stage: $((SECONDS - started)) s" >&2
+  read -r p f k < <(counts "$report")
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
+  times+=("$s $((SECONDS - started)) s (venv $((ready - started)) s, tests $((SECONDS - ready)) s)")
 done
+for t in "${times[@]}"; do echo "--- stage $t"; done
+echo "clients: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ] || status=1
 exit $status

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -92,11 +93,13 @@ _ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
 def norm(value: Any) -> Any:
     """One form for a value whatever the store made of it: instants as UTC ISO text to the
-    microsecond, JSON text parsed, containers normalised inside."""
+    microsecond, decimals as floats, containers normalised inside (JSON text is parsed by the caller)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         return value.isoformat(timespec="microseconds")
+    if isinstance(value, Decimal):  # PyAirbyte's DuckDB cache keeps numbers as DECIMAL
+        return float(value)
     if isinstance(value, str) and _ISO.match(value):
         return norm(datetime.fromisoformat(value.replace("Z", "+00:00")))
     if isinstance(value, dict):

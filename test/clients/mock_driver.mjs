@@ -41,6 +41,8 @@ function answer(cmd) {
   if (typeof cmd.truth === 'string') {
     const slugs = new Set(cmd.project_slugs);
     const truth = world.groundTruth(new Date(cmd.truth));
+    // The tests stream's key column _file is the result's file, or "" where CircleCI sends null.
+    truth.tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
     return Object.fromEntries(Object.entries(truth).map(([stream, records]) => [stream, records.filter((r) => slugs.has(slugOf(stream, r)))]));
   }
   if (cmd.requests) {

