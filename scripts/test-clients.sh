@@ -6,7 +6,7 @@
 #   scripts/test-clients.sh [meltano] [airbyte]        (npm run test:clients: both)
 #
 # Needs `npm ci && npm run build` first, and Python 3.11 (PYTHON=... to choose another interpreter).
-# Each client gets its own venv under .clients/ (git-ignored; CLIENTS_DIR overrides), built from the
+# Each client gets its own venv under .clients/ (git-ignored; CLIENTS_DIR overrides), built by uv from the
 # pinned test/clients/requirements-*.txt and rebuilt only when those files or the interpreter change
 # (a hash in <venv>/.stamp). Only a rebuild needs the package index; if it cannot be reached the stage
 # fails with one line saying so.
@@ -39,20 +39,34 @@ EOF
 
 stamp_of() { { "$PYTHON" --version; cat "$@"; } | sha256sum | cut -d' ' -f1; }
 
-# ensure_venv NAME REQUIREMENTS [more files the venv depends on]: the venv's path on stdout.
+# uv (pinned in requirements-uv.txt), installed with pip into its own venv: it builds the others.
+ensure_uv() {
+  local dir=$CLIENTS_DIR/uv stamp
+  stamp=$(stamp_of "$REQS/requirements-uv.txt")
+  if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$stamp" ]; then
+    index_reachable || fail "the Python package index cannot be reached, so uv ($REQS/requirements-uv.txt) cannot be installed"
+    rm -rf "$dir"
+    mkdir -p "$CLIENTS_DIR"
+    "$PYTHON" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS/requirements-uv.txt" >"$dir.log" 2>&1 \
+      || { tail -20 "$dir.log" >&2; fail "pip install -r $REQS/requirements-uv.txt failed (log: $dir.log)"; }
+    echo "$stamp" >"$dir/.stamp"
+  fi
+  UV=$dir/bin/uv
+}
+
+# ensure_venv NAME REQUIREMENTS: the venv's path on stdout; exactly the pinned packages (uv pip sync).
 ensure_venv() {
   local name=$1 req=$2 dir=$CLIENTS_DIR/$1 stamp
-  stamp=$(stamp_of "${@:2}")
+  stamp=$(stamp_of "$req" "$REQS/requirements-uv.txt")
   if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then
     echo "--- $name venv: reused ($dir)" >&2
   else
     index_reachable || fail "the Python package index cannot be reached, so the pinned $name venv ($req) cannot be built"
     echo "--- $name venv: building $dir from $req" >&2
     rm -rf "$dir"
-    mkdir -p "$CLIENTS_DIR"
-    "$PYTHON" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >"$dir.log" 2>&1 \
-      || { tail -20 "$dir.log" >&2; fail "pip install -r $req failed (log: $dir.log)"; }
+    { "$UV" venv --quiet --python "$PYTHON" "$dir" && VIRTUAL_ENV=$dir "$UV" pip sync --quiet ${PIP_INDEX_URL:+--index-url "$PIP_INDEX_URL"} "$req"; } >"$dir.log" 2>&1 \
+      || { tail -20 "$dir.log" >&2; fail "installing $req failed (log: $dir.log)"; }
     echo "$stamp" >"$dir/.stamp"
   fi
   echo "$dir"
@@ -98,6 +112,7 @@ EOF2
 }
 
 status=0 passed=0 failed=0 skipped=0 times=()
+ensure_uv
 for s in "${stages[@]}"; do
   started=$SECONDS
   report=$CLIENTS_DIR/$s-junit.xml
