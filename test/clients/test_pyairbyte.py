@@ -9,6 +9,7 @@ sockets records any connection or name lookup that would leave the machine, and 
 """
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import json
 import os
@@ -27,6 +28,7 @@ os.environ["AIRBYTE_OFFLINE_MODE"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["NO_LIVE_PROGRESS"] = "1"
 _PROJECT_DIR = Path(tempfile.mkdtemp(prefix="pyairbyte-project-"))
+atexit.register(shutil.rmtree, _PROJECT_DIR, ignore_errors=True)
 os.environ["AIRBYTE_PROJECT_DIR"] = str(_PROJECT_DIR)  # its default cache: <dir>/.cache/default_cache
 
 import airbyte as ab  # noqa: E402
