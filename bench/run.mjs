@@ -29,7 +29,7 @@
  * Exits 0 whatever the numbers (it is a measurement, not a test) unless --strict is given, then
  * 1 when a target is missed. Exits 2 when a run itself fails (wrong record count, crash).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -62,7 +62,7 @@ const option = (name, fallback) => {
 };
 const ALL = ['latency', 'ratelimit', 'window', 'throughput', 'memory', 'history'];
 /** Not part of "all": a diagnostic of what this machine allows at all. */
-const EXTRA = ['ceiling', 'projects'];
+const EXTRA = ['ceiling', 'projects', 'org'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
 for (const s of chosen) if (!ALL.includes(s) && !EXTRA.includes(s)) usage(`unknown scenario "${s}"`);
 const QUICK = flag('quick');
@@ -150,7 +150,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000, catalog =
   const n = ++runNo;
   const configPath = join(tmp, `config-${n}.json`);
   const probePath = join(tmp, `probe-${n}.json`);
-  const config = { token: TOKEN, project_slugs: data.slugs, start_date: data.startDate, base_url: mock.baseUrl };
+  const config = { token: TOKEN, ...(data.organizations ? { organizations: data.organizations } : { project_slugs: data.slugs }), start_date: data.startDate, base_url: mock.baseUrl };
   if (maxConcurrency !== undefined) config.max_concurrency = maxConcurrency;
   writeFileSync(configPath, JSON.stringify(config));
   const statePath = join(tmp, `state-${n}.json`);
@@ -172,7 +172,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000, catalog =
   const sampler = setInterval(sample, 100);
   const records = { pipelines: 0, workflows: 0, jobs: 0 };
   const lastStates = new Map();
-  const notes = { warn: 0, rateLimitedWarn: 0, errors: [], syncSeconds: undefined, states: 0, rateLimitedStatus: 0 };
+  const notes = { warn: 0, rateLimitedWarn: 0, errors: [], syncSeconds: undefined, states: 0, stateBytes: 0, rateLimitedStatus: 0 };
   const RECORD = '{"type":"RECORD","record":{"stream":"';
   let buffer = '';
   const onLine = (line) => {
@@ -183,6 +183,7 @@ async function read(mock, data, { maxConcurrency, timeoutMs = 240_000, catalog =
     }
     if (line.startsWith('{"type":"STATE"')) {
       notes.states++;
+      notes.stateBytes += line.length + 1;
       const st = JSON.parse(line).state;
       lastStates.set(st.stream.stream_descriptor.name, st);
       return;
@@ -807,7 +808,7 @@ async function ceilingScenario() {
 // ------------------------------------------------------------------------------------------
 
 /**
- * What one project costs a sync, to size connections (README, "When one sync is not enough"):
+ * What one project costs a sync, to size connections (docs/performance.md, "What one project costs"; docs/operations.md uses it):
  * a first sync, then, one day later, incremental syncs from its state: every stream incremental,
  * jobs as a full refresh (it re-reads every job since start_date), and no jobs. 50 ms latency,
  * default max_concurrency; the mock counts the requests.
@@ -867,6 +868,56 @@ async function projectsScenario() {
   results.projects = { latencyMs, shape, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { requests: r.requests, records: r.records, wall: r.wall }])) };
 }
 
+/**
+ * An organization of hundreds of small projects, discovered from `organizations` alone (issue 19):
+ * what discovery costs, a first and a no-change sync, the STATE one read writes against the final
+ * state, peak memory, and how long `check` takes.
+ */
+async function orgScenario() {
+  const latencyMs = 20;
+  const shape = QUICK ? { projects: 100, days: 30, perDay: 2 } : { projects: 500, days: 30, perDay: 2 };
+  const slugs = Array.from({ length: shape.projects }, (_, i) => `gh/acme/service-${i + 1}`);
+  console.log(`\n## Organization: ${shape.projects} projects discovered from organizations (${latencyMs} ms a request, default max_concurrency)\n`);
+  const world = new World({ seed: 9, now: NOW, historyDays: shape.days, pipelinesPerDay: shape.perDay, projects: slugs });
+  const data = { world, slugs, organizations: ['gh/acme'], startDate: new Date(NOW.getTime() - (shape.days + 2) * DAY).toISOString().slice(0, 10), expected: { records: 0, requests: 0 } };
+  world.groundTruth(new Date(data.startDate)); // generate the world before timing anything
+  const mock = await startMockServer({ world, token: TOKEN, latencyMs, ...PAGE });
+  const discovery = (r) => r.log.filter((l) => /^\/api\/(v3\/|v1\.1\/|v2\/me\/collaborations)/.test(l.path)).length;
+  const runs = {};
+  let checkSeconds;
+  try {
+    runs.first = await read(mock, data, { catalog: INCREMENTAL_CATALOG, expectRecords: false, timeoutMs: 3_600_000 });
+    runs.first.discovery = discovery(mock.counters);
+    checkRun(runs.first, 'organization, first sync');
+    runs.noChange = await read(mock, data, { catalog: INCREMENTAL_CATALOG, state: runs.first.state, expectRecords: false, timeoutMs: 600_000 });
+    runs.noChange.discovery = discovery(mock.counters);
+    checkRun(runs.noChange, 'organization, no-change sync');
+    const configPath = join(tmp, 'config-org-check.json');
+    writeFileSync(configPath, JSON.stringify({ token: TOKEN, organizations: data.organizations, base_url: mock.baseUrl }));
+    const t0 = performance.now();
+    const check = spawnSync(process.execPath, [CLI, 'check', '--config', configPath], { encoding: 'utf8' });
+    checkSeconds = (performance.now() - t0) / 1000;
+    if (!/"status":"SUCCEEDED"/.test(check.stdout)) failures.push(`organization check: ${check.stdout.slice(-300)}`);
+  } finally {
+    await mock.close();
+  }
+  const finalBytes = (state) => state.reduce((n, s) => n + JSON.stringify({ type: 'STATE', state: s }).length + 1, 0);
+  const rows = [
+    ['first sync', runs.first],
+    ['no-change sync', runs.noChange],
+  ].map(([what, r]) => [what, f0(r.discovery), f0(r.requests), f0(r.records), f1(r.wall), f0(r.notes.states), f1(r.notes.stateBytes / 1e6), f1(finalBytes(r.state) / 1e3), f1(r.notes.stateBytes / finalBytes(r.state)), f0(r.peakRssMb)]);
+  console.log(`Dataset: ${shape.projects} projects × ${shape.days} days × ${shape.perDay} pipelines/day, one organization; pipelines, workflows and jobs incremental.`);
+  table(['sync', 'discovery requests', 'requests', 'records', 'wall s', 'STATE messages', 'STATE MB', 'final state kB', 'STATE ÷ final state', 'peak RSS MB'], rows);
+  console.log(`\ncheck with the organization: ${f1(checkSeconds)} s.`);
+  for (const [name, r] of [['first', runs.first], ['no-change', runs.noChange]]) {
+    const ratio = r.notes.stateBytes / finalBytes(r.state);
+    target(`org: STATE of a ${name} sync ÷ its final state`, `${f1(ratio)}×`, '≤ 20×', ratio <= 20);
+    target(`org: peak RSS, ${name} sync`, `${f0(r.peakRssMb)} MB`, '≤ 250 MB', r.peakRssMb <= 250);
+  }
+  target('org: check wall time', `${f1(checkSeconds)} s`, '≤ 10 s', checkSeconds <= 10);
+  results.org = { latencyMs, shape, checkSeconds, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { discovery: r.discovery, requests: r.requests, records: r.records, wall: r.wall, states: r.notes.states, stateBytes: r.notes.stateBytes, finalStateBytes: finalBytes(r.state), peakRssMb: r.peakRssMb }])) };
+}
+
 const started = performance.now();
 console.log(`# source-circleci benchmark${QUICK ? ' (--quick: smaller datasets; targets are for the full run)' : ''}`);
 console.log(`Load average before the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`);
@@ -880,6 +931,7 @@ try {
   if (chosen.includes('history')) await historyScenario();
   if (chosen.includes('ceiling')) await ceilingScenario();
   if (chosen.includes('projects')) await projectsScenario();
+  if (chosen.includes('org')) await orgScenario();
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

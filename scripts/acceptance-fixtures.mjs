@@ -38,11 +38,7 @@ const configured = new Set(config.project_slugs.map((s) => world.canonicalSlug(s
 truth.projects = truth.projects.filter((p) => configured.has(p.slug));
 // The key column _file is file, or "" where CircleCI sends null (see schemas/tests.json).
 truth.tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
-// A read emits a job's details once per workflow that lists it (a rerun from failed lists a job
-// twice); the ground truth holds what a destination keeps, one per job. CAT counts records.
-truth.job_details = truth.jobs
-  .filter((j) => j.type === 'build' && typeof j.job_number === 'number')
-  .map((j) => ({ _project_slug: j.project_slug, _workflow_created_at: j._workflow_created_at, ...world.jobDetails(j.project_slug, j.job_number) }));
+// Job details: one per job, under the workflow its details name as latest (a read emits no key twice).
 const emittedAt = Date.parse(env.now);
 const lines = [];
 for (const stream of ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests']) {

@@ -46,7 +46,7 @@ const runner = process.env.AIRBYTE_CAT_RUN;
 if (!runner) {
   fail(
     "AIRBYTE_CAT_RUN is not set: it names the runner of Airbyte's Connector Acceptance Tests 0.11.5 " +
-      '(run.sh of the vendored CAT; see "Use it in Airbyte" in README.md). .ci/run sets it.',
+      '(run.sh of the vendored CAT; see docs/airbyte.md, "Tests"). .ci/run sets it.',
   );
 }
 if (!existsSync(runner)) fail(`AIRBYTE_CAT_RUN=${runner}: no such file`);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isIPv4 } from 'node:net';
+import { timingFromEnv, type EnvTiming } from './circleci/retry.js';
 import { configError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { readPackageJson } from './resources.js';
@@ -9,11 +10,20 @@ import { readPackageJson } from './resources.js';
 /** The validated configuration both faces run on. */
 export interface Config {
   token: string;
+  /** The projects listed by slug (normalised); discovery adds those of `organizations`. */
   projectSlugs: string[];
+  /** Org slugs (gh/acme, circleci/<org-id>) or org ids whose projects are discovered every sync. */
+  organizations: string[];
+  /** Glob patterns on project slugs: those projects are left out. */
+  excludeProjects: string[];
+  /** This connection's share of the projects (see projects/select.ts). */
+  partition?: { index: number; count: number };
   startDate: Date;
   baseUrl: string;
   lookbackDays: number;
   maxConcurrency: number;
+  /** What the environment changes in the retry policy's timing (docs/retry-timing.md). */
+  retryTiming: EnvTiming['timing'];
   /** Things worth telling the user that do not stop the sync (unknown keys, plain http). */
   warnings: string[];
 }
@@ -31,8 +41,12 @@ const FIXES: Record<string, string> = {
   project_slugs: 'set "project_slugs" to a list such as ["gh/acme/api"] or a space-separated string "gh/acme/api bb/acme/web"',
   start_date: 'set "start_date" to a UTC date such as "2025-01-01" or "2025-01-01T00:00:00Z", or leave it out',
   base_url: 'set "base_url" to an http(s) URL such as "https://circleci.com/api/v2", or leave it out',
+  allow_insecure_http: 'set "allow_insecure_http" to true or false, or leave it out (default false)',
   lookback_days: 'set "lookback_days" to a whole number of days from 0 to 365, or leave it out (default 7)',
   max_concurrency: 'set "max_concurrency" to a whole number from 1 to 64, or leave it out (default 8)',
+  organizations: 'set "organizations" to a list such as ["gh/acme"] (org slugs or org ids), or leave it out',
+  exclude_projects: 'set "exclude_projects" to a list of slug patterns such as ["gh/acme/legacy-*"], or leave it out',
+  partition: 'set "partition" to {"index": i, "count": n} with 0 <= i < n, or leave it out',
 };
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
@@ -81,6 +95,23 @@ export function normaliseSlug(raw: string): string {
   return [vcs, parts[1], parts[2]].join('/');
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An organization: its id (a UUID), or its slug with the short vcs form (gh/acme, bb/acme, circleci/<org-id>). */
+export function normaliseOrg(raw: string): string {
+  const text = decodeURIComponent(raw.trim()).replace(/^\/+|\/+$/g, '');
+  if (UUID.test(text)) return text.toLowerCase();
+  const parts = text.split('/');
+  const vcs = VCS_ALIASES[parts[0]?.toLowerCase() ?? ''];
+  if (parts.length !== 2 || !vcs || !parts[1]) {
+    throw configError(
+      `Organization "${raw}" is not an org slug (gh/acme, bb/acme, circleci/<org-id>) or an org id: ` +
+        'copy it from the organization settings page in CircleCI (Organization Settings → Overview).',
+    );
+  }
+  return `${vcs}/${parts[1]}`;
+}
+
 function parseDate(value: string): Date | undefined {
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) return undefined;
   // Date() rolls 2025-02-31 over into March; a calendar date must exist as written.
@@ -91,9 +122,10 @@ function parseDate(value: string): Date | undefined {
 }
 
 // An address, not a name: 127.0.0.1.example.com resolves wherever its owner likes.
-const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
+export const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || (isIPv4(host) && host.startsWith('127.'));
 
-export function parseConfig(raw: unknown, now: Date = new Date()): Config {
+/** `env`: the process environment, read for the retry-timing variables only. */
+export function parseConfig(raw: unknown, now: Date = new Date(), env: Record<string, string | undefined> = process.env): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw configError('Config must be a JSON object such as {"token": "...", "project_slugs": ["gh/acme/api"]}.');
   }
@@ -101,7 +133,9 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
   // Before any message can quote a value that holds it.
   if (typeof input.token === 'string') registerSecret(input.token);
   // tap-circle-ci configs hold the slugs as one space-separated string.
-  if (typeof input.project_slugs === 'string') input.project_slugs = input.project_slugs.split(/[\s,]+/).filter(Boolean);
+  for (const key of ['project_slugs', 'organizations', 'exclude_projects']) {
+    if (typeof input[key] === 'string') input[key] = (input[key] as string).split(/[\s,]+/).filter(Boolean);
+  }
   if (!validate(input)) throw configError((validate.errors ?? []).map((e) => describe(e, input)).join(' '));
   const token = (input.token as string).trim();
   if (!token) throw configError(`Config field "token" is empty: ${FIXES.token}.`);
@@ -113,7 +147,18 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
     warnings.push(`Config has unknown keys that are ignored: ${named.join(', ')}. Check them for typos.`);
   }
 
-  const projectSlugs = [...new Set((input.project_slugs as string[]).map(normaliseSlug))];
+  const projectSlugs = [...new Set(((input.project_slugs as string[] | undefined) ?? []).map(normaliseSlug))];
+  const organizations = [...new Set(((input.organizations as string[] | undefined) ?? []).map(normaliseOrg))];
+  if (!projectSlugs.length && !organizations.length) {
+    throw configError(
+      `Config has no projects to sync: ${FIXES.project_slugs}, or set "organizations" to a list such as ["gh/acme"] to sync every project of an organization.`,
+    );
+  }
+  const excludeProjects = (input.exclude_projects as string[] | undefined) ?? [];
+  const partition = input.partition as { index: number; count: number } | undefined;
+  if (partition && partition.index >= partition.count) {
+    throw configError(`Config field "partition" has index ${partition.index} but count ${partition.count}: ${FIXES.partition}.`);
+  }
 
   let startDate = new Date(now.getTime() - 365 * DAY_MS);
   if (input.start_date !== undefined) {
@@ -135,17 +180,31 @@ export function parseConfig(raw: unknown, now: Date = new Date()): Config {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw configError(`Config field "base_url" must use http or https, not ${url.protocol.replace(/:$/, '')}: ${FIXES.base_url}.`);
   }
+  // A hosted platform may run the connector far from the server: the token must not cross a
+  // network in clear unless the user said, in a setting of its own, that this network is trusted.
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
-    warnings.push(`base_url uses plain http to ${url.hostname}: the token travels unencrypted. Use https.`);
+    if (input.allow_insecure_http !== true) {
+      throw configError(
+        `Config field "base_url" uses plain http to ${url.hostname}, so the token would travel unencrypted: use https (https://${url.host}${url.pathname}), ` +
+          'or, only if this network is trusted (a CircleCI Server behind a proxy in your cluster), set "allow_insecure_http" to true.',
+      );
+    }
+    warnings.push(`base_url uses plain http to ${url.hostname} ("allow_insecure_http" is on): the token travels unencrypted. Use https when you can.`);
   }
+  const fromEnv = timingFromEnv(env, isLoopback(url.hostname));
+  warnings.push(...fromEnv.warnings);
 
   return {
     token,
     projectSlugs,
+    organizations,
+    excludeProjects,
+    ...(partition ? { partition: { index: partition.index, count: partition.count } } : {}),
     startDate,
     baseUrl,
     lookbackDays: (input.lookback_days as number | undefined) ?? DEFAULT_LOOKBACK_DAYS,
     maxConcurrency: (input.max_concurrency as number | undefined) ?? DEFAULT_MAX_CONCURRENCY,
+    retryTiming: fromEnv.timing,
     warnings,
   };
 }

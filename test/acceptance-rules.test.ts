@@ -257,8 +257,15 @@ class Tampered implements Connector {
     private readonly image?: ImageInfo,
     private readonly dropState = false,
   ) {}
+  /** Without its state, a read is the same read every time (the mock's clock stands still): run it once. */
+  private readonly stateless = new Map<string, Promise<RunOutput>>();
   async run(command: Command, inputs: Inputs = {}, opts: { timeoutMs?: number } = {}): Promise<RunOutput> {
-    const r = await this.inner.run(command, this.dropState ? { ...inputs, state: undefined } : inputs, opts);
+    let r: RunOutput;
+    if (this.dropState) {
+      const key = JSON.stringify([command, { ...inputs, state: undefined }]);
+      if (!this.stateless.has(key)) this.stateless.set(key, this.inner.run(command, { ...inputs, state: undefined }, opts));
+      r = structuredClone(await this.stateless.get(key)!);
+    } else r = await this.inner.run(command, inputs, opts);
     const messages = this.change(command, r.messages, inputs);
     return { ...r, messages, stdout: messages.map((m) => JSON.stringify(m)).join('\n') };
   }

@@ -2,12 +2,18 @@
  * Reliability, part 3 (issue #6): bad input. Every case gets one clear message that names the
  * field or file and the fix; read and discover end with one TRACE ERROR config_error and a
  * non-zero exit, check with CONNECTION_STATUS FAILED and exit 0; never a stack trace.
+ *
+ * The many config, catalog, state and usage cases run the face's command logic in this process
+ * (test/in-process.ts); one spawned run of each command proves the same ending through the real
+ * CLI (exit code, stdout holding only messages, nothing on stderr). What needs the network (the
+ * mock, a misbehaving API) is spawned.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startMockServer, type MockServer } from '../src/mock/server.js';
 import { World } from '../src/mock/world.js';
-import { AIRBYTE_CLI, TEST_TOKEN, configuredCatalog, recordsOf, runCli, tempFiles, type CliResult, type Message } from './helpers.js';
+import { AIRBYTE_CLI, TEST_TOKEN, configuredCatalog, recordsOf, runCli, tempFiles, type Message } from './helpers.js';
+import { airbyteInProcess } from './in-process.js';
 import { invalidMessages } from './validate.js';
 
 const DAY = 86_400_000;
@@ -19,17 +25,20 @@ const GOOD = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: '2
 /** A stack frame such as "    at parseConfig (file:///.../config.js:12:5)". */
 const STACK_FRAME = /\n\s+at .+(:\d+:\d+\)?|\(native\)|<anonymous>)/;
 
-const traceErrors = (r: CliResult) => r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR').map((m) => m.trace.error);
-const logs = (r: CliResult, level?: string) => r.messages.filter((m) => m.type === 'LOG' && (!level || m.log.level === level)).map((m) => m.log.message as string);
+/** A spawned run (runCli) or one in this process (airbyteInProcess). */
+type Result = { code: number | null; stdout: string; stderr?: string; messages: Message[] };
 
-function expectNoStack(r: CliResult) {
+const traceErrors = (r: Result) => r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR').map((m) => m.trace.error);
+const logs = (r: Result, level?: string) => r.messages.filter((m) => m.type === 'LOG' && (!level || m.log.level === level)).map((m) => m.log.message as string);
+
+function expectNoStack(r: Result) {
   expect(r.stdout).not.toMatch(STACK_FRAME);
-  expect(r.stderr).not.toMatch(STACK_FRAME);
+  expect(r.stderr ?? '').not.toMatch(STACK_FRAME);
   for (const e of traceErrors(r)) expect(e.stack_trace).toBeUndefined();
 }
 
 /** read and discover: one TRACE ERROR config_error whose message matches, non-zero exit, nothing else of substance. */
-function expectConfigError(r: CliResult, message: RegExp) {
+function expectConfigError(r: Result, message: RegExp) {
   expect(invalidMessages(r.messages)).toEqual([]);
   const errors = traceErrors(r);
   expect(errors.map((e) => ({ failure_type: e.failure_type, message: e.message }))).toEqual([{ failure_type: 'config_error', message: expect.stringMatching(message) }]);
@@ -40,7 +49,7 @@ function expectConfigError(r: CliResult, message: RegExp) {
 }
 
 /** check: CONNECTION_STATUS FAILED with the message, exit 0, no TRACE ERROR. */
-function expectCheckFailed(r: CliResult, message: RegExp) {
+function expectCheckFailed(r: Result, message: RegExp) {
   expect(invalidMessages(r.messages)).toEqual([]);
   expect(r.code).toBe(0);
   const statuses = r.messages.filter((m) => m.type === 'CONNECTION_STATUS');
@@ -51,6 +60,10 @@ function expectCheckFailed(r: CliResult, message: RegExp) {
 
 const read = (files: Record<string, string>, extra: string[] = []) =>
   runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, ...extra], { timeoutMs: 30_000 });
+/** The same commands, run in this process. */
+const readHere = (files: Record<string, string>, extra: string[] = []) => airbyteInProcess(['read', '--config', files.config, '--catalog', files.catalog, ...extra]);
+const discoverHere = (config: string) => airbyteInProcess(['discover', '--config', config]);
+const checkHere = (config: string) => airbyteInProcess(['check', '--config', config]);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -63,7 +76,7 @@ describe('a bad config: read, discover and check', () => {
     ['no token', { project_slugs: ['gh/acme/api'] }, /missing "token".*set "token" to a CircleCI personal API token/],
     ['a blank token', { ...GOOD, token: '   ' }, /"token" is empty.*set "token"/],
     ['a token that is not a string', { ...GOOD, token: 12345678 }, /"token".*set "token"/],
-    ['no project_slugs', { token: TEST_TOKEN }, /missing "project_slugs".*set "project_slugs" to a list such as/],
+    ['no project_slugs', { token: TEST_TOKEN }, /no projects to sync: set "project_slugs" to a list such as.*"organizations"/],
     ['empty project_slugs', { ...GOOD, project_slugs: [] }, /"project_slugs".*set "project_slugs" to a list such as/],
     ['a blank project_slugs string', { ...GOOD, project_slugs: '  ' }, /"project_slugs".*set "project_slugs" to a list such as/],
     ['a slug without its vcs', { ...GOOD, project_slugs: ['acme/api'] }, /"acme\/api" is not of the form vcs\/org\/repo.*copy it from the project settings/],
@@ -75,11 +88,22 @@ describe('a bad config: read, discover and check', () => {
     ['start_date not a string', { ...GOOD, start_date: 20250101 }, /"start_date".*set "start_date"/],
     ['base_url with ftp', { ...GOOD, base_url: 'ftp://circleci.example.com/api/v2' }, /"base_url" must use http or https.*set "base_url" to an http\(s\) URL/],
     ['base_url not a URL', { ...GOOD, base_url: 'circleci.com/api/v2' }, /"base_url" is not a URL.*set "base_url"/],
+    ['base_url with plain http to a remote host', { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2' }, /"base_url" uses plain http to circleci\.example\.invalid.*use https.*"allow_insecure_http" to true/],
+    ['allow_insecure_http not a boolean', { ...GOOD, allow_insecure_http: 'yes' }, /"allow_insecure_http".*set "allow_insecure_http" to true or false/],
     ['lookback_days negative', { ...GOOD, lookback_days: -1 }, /"lookback_days".*set "lookback_days" to a whole number/],
     ['max_concurrency zero', { ...GOOD, max_concurrency: 0 }, /"max_concurrency".*set "max_concurrency" to a whole number/],
   ];
 
   test.each(cases)('%s', async (_name, config, message) => {
+    const files = tempFiles({ config, catalog: CATALOG });
+    expectConfigError(await readHere(files), message);
+    expectConfigError(await discoverHere(files.config), message);
+    expectCheckFailed(await checkHere(files.config), message);
+  });
+
+  test('spawned, each command ends as the cases above say: read and discover exit 1 with the TRACE, check exits 0; stderr stays empty', async () => {
+    const [name, config, message] = cases[0];
+    expect(name).toMatch(/with the token inside/);
     const files = tempFiles({ config, catalog: CATALOG });
     const [r, d, c] = await Promise.all([
       read(files),
@@ -89,14 +113,13 @@ describe('a bad config: read, discover and check', () => {
     expectConfigError(r, message);
     expectConfigError(d, message);
     expectCheckFailed(c, message);
+    expect([r.code, d.code, c.code]).toEqual([1, 1, 0]);
+    expect([r.stderr, d.stderr, c.stderr]).toEqual(['', '', '']);
   });
 
   test('the messages are written for people: no raw schema patterns, no doubled punctuation', async () => {
     const files = tempFiles({ a: { ...GOOD, start_date: 'yesterday' }, b: { ...GOOD, base_url: 'ftp://x.example/api/v2' }, catalog: CATALOG });
-    const [a, b] = await Promise.all([
-      runCli(AIRBYTE_CLI, ['discover', '--config', files.a]),
-      runCli(AIRBYTE_CLI, ['discover', '--config', files.b]),
-    ]);
+    const [a, b] = [await discoverHere(files.a), await discoverHere(files.b)];
     for (const r of [a, b]) {
       const [e] = traceErrors(r);
       // A user should not have to read a regular expression to learn what a date looks like.
@@ -109,11 +132,7 @@ describe('a bad config: read, discover and check', () => {
   test('a config file that does not exist is named, with the fix', async () => {
     const files = tempFiles({ catalog: CATALOG });
     const missing = `${files.catalog}.nope`;
-    const [r, d, c] = await Promise.all([
-      read({ config: missing, catalog: files.catalog }),
-      runCli(AIRBYTE_CLI, ['discover', '--config', missing]),
-      runCli(AIRBYTE_CLI, ['check', '--config', missing]),
-    ]);
+    const [r, d, c] = [await readHere({ config: missing, catalog: files.catalog }), await discoverHere(missing), await checkHere(missing)];
     const message = /Cannot read the config file .*\.nope: ENOENT\. Check the path/;
     expectConfigError(r, message);
     expectConfigError(d, message);
@@ -121,16 +140,16 @@ describe('a bad config: read, discover and check', () => {
   });
 
   test('a missing or unknown command is a config_error with the usage, not a stack', async () => {
-    for (const args of [[], ['sync']]) {
-      const r = await runCli(AIRBYTE_CLI, args);
-      expectConfigError(r, /Usage: source-circleci/);
-    }
+    for (const args of [[], ['sync']]) expectConfigError(await airbyteInProcess(args), /Usage: source-circleci/);
+    // Spawned once: the exit code and a clean stderr.
+    const r = await runCli(AIRBYTE_CLI, ['sync']);
+    expectConfigError(r, /Usage: source-circleci/);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: '' });
   });
 
   test('a missing or unknown option of a command is one config_error with the usage', async () => {
     for (const args of [['read'], ['read', '--config', 'x.json'], ['discover'], ['read', '--config', 'x.json', '--catalog', 'y.json', '--verbose'], ['--help-me']]) {
-      const r = await runCli(AIRBYTE_CLI, args);
-      expectConfigError(r, /Usage: source-circleci/);
+      expectConfigError(await airbyteInProcess(args), /Usage: source-circleci/);
     }
   });
 });
@@ -160,8 +179,8 @@ describe('unknown config keys and plain http: a warning, and the command goes on
     expect(logs(r, 'WARN').join('\n')).toMatch(/unknown keys.*statr_date/);
   });
 
-  test('discover: base_url with plain http to a host that is not loopback is a WARN (no request is made)', async () => {
-    const config = { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2' };
+  test('discover: base_url with plain http to a host that is not loopback, allowed by allow_insecure_http, is a WARN (no request is made)', async () => {
+    const config = { ...GOOD, base_url: 'http://circleci.example.invalid/api/v2', allow_insecure_http: true };
     const r = await runCli(AIRBYTE_CLI, ['discover', '--config', tempFiles({ config }).config]);
     expect(r.code).toBe(0);
     expect(logs(r, 'WARN').join('\n')).toMatch(/plain http to circleci\.example\.invalid.*https/);
@@ -188,14 +207,14 @@ describe('a bad catalog or state: read', () => {
 
   test.each(cases)('%s', async (_name, files, message) => {
     const paths = tempFiles({ config: GOOD, catalog: CATALOG, ...files });
-    const r = await read(paths, paths.state ? ['--state', paths.state] : []);
+    const r = await readHere(paths, paths.state ? ['--state', paths.state] : []);
     expectConfigError(r, message);
   });
 
   test('a catalog or state file that does not exist is named', async () => {
     const paths = tempFiles({ config: GOOD, catalog: CATALOG });
-    expectConfigError(await read({ config: paths.config, catalog: `${paths.catalog}.nope` }), /Cannot read the catalog file .*\.nope: ENOENT\. Check the path/);
-    expectConfigError(await read(paths, ['--state', `${paths.catalog}.gone`]), /Cannot read the state file .*\.gone: ENOENT\. Check the path/);
+    expectConfigError(await readHere({ config: paths.config, catalog: `${paths.catalog}.nope` }), /Cannot read the catalog file .*\.nope: ENOENT\. Check the path/);
+    expectConfigError(await readHere(paths, ['--state', `${paths.catalog}.gone`]), /Cannot read the state file .*\.gone: ENOENT\. Check the path/);
   });
 });
 
@@ -291,28 +310,19 @@ describe('an API that misbehaves: read', () => {
     ['a page token that is not a string', '{"items": [], "next_page_token": 42}'],
   ];
 
-  test.each(WRONG_SHAPES)('a response of the wrong shape (%s): one error naming the endpoint and base_url, no retry storm', async (_name, body) => {
+  test.each(WRONG_SHAPES)('a response of the wrong shape (%s): one config_error naming the endpoint and base_url, no retry storm', async (_name, body) => {
     const s = await api((_n, res) => json(res, body));
     try {
       const r = await readFrom(s.baseUrl);
       expect(r.code).not.toBe(0);
       const errors = traceErrors(r);
-      expect(errors).toHaveLength(1);
+      // One error, and a config_error: the answer will not change without a change of base_url.
+      expect(errors.map((e) => e.failure_type)).toEqual(['config_error']);
       expect(errors[0].message).toMatch(/GET \/project\/gh\/acme\/api\/pipeline answered with a body that is not a CircleCI page/);
       expect(errors[0].message).toMatch(/Check that base_url points at the CircleCI API v2 root/);
       // The answer will not change by asking again ten times.
       expect(s.requests()).toBe(1);
       expectNoStack(r);
-    } finally {
-      await s.close();
-    }
-  });
-
-  test.each(WRONG_SHAPES)('a response of the wrong shape (%s) is a config_error', async (_name, body) => {
-    const s = await api((_n, res) => json(res, body));
-    try {
-      const r = await readFrom(s.baseUrl);
-      expect(traceErrors(r).map((e) => e.failure_type)).toEqual(['config_error']);
     } finally {
       await s.close();
     }

@@ -47,6 +47,8 @@ describe.each([airbyte, singer])('$name: projects, job details and test results'
       world.advance(gap);
       mock.resetCounters();
       const r = await face.sync(config, state, ALL);
+      // One record per key per read, in every stream.
+      for (const s of ALL) expect({ s, repeated: r.records[s].length - byKey(s, r.records[s]).size }).toEqual({ s, repeated: 0 });
       for (const d of r.records.job_details) if (d.duration === null) runningDetails.add(keyOf('job_details', d));
       mergeDetails(r.records.job_details, union.job_details);
       for (const s of ALL.filter((s) => s !== 'job_details')) byKey(s, r.records[s], union[s]);
@@ -92,39 +94,141 @@ describe.each([airbyte, singer])('$name: projects, job details and test results'
   });
 });
 
-describe('a job whose details or test results are gone (404) while its list is still there', () => {
+describe('a job whose details or test results answer 404 while its list is still there', () => {
   let mock: MockServer;
   afterEach(async () => mock?.close());
-
-  test('is skipped with a WARN; every other record arrives and the cursors advance', async () => {
+  // Job numbers ending in 01: their details and their results answer 404.
+  const GONE = /^\/api\/v2\/project\/.+\/(job\/[0-9]*01|[0-9]*01\/tests)$/;
+  const kept = (n: unknown) => !String(n).endsWith('01');
+  const setup = async (faults: { notFoundPath: RegExp; notFoundTimes?: number }) => {
     const world = new World({ seed: 11, historyDays: 3, pipelinesPerDay: 6 });
-    // Job numbers ending in 01: their details and their results answer 404.
-    const gone = /^\/api\/v2\/project\/.+\/(job\/[0-9]*01|[0-9]*01\/tests)$/;
-    mock = await startMockServer({ world, token: TEST_TOKEN, faults: { notFoundPath: gone } });
+    mock = await startMockServer({ world, token: TEST_TOKEN, faults });
     const startDate = new Date(world.now().getTime() - 2 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    return { world, startDate, config };
+  };
+  /** How often each 404ing path was asked in the requests since the counters were reset. */
+  const askedGone = () => {
+    const n = new Map<string, number>();
+    for (const l of mock.counters.log) if (GONE.test(l.path)) n.set(l.path, (n.get(l.path) ?? 0) + 1);
+    return n;
+  };
+  const union = (records: Message[][], stream: 'job_details' | 'tests') => {
+    const into = new Map<string, Message>();
+    for (const r of records) stream === 'job_details' ? mergeDetails(r, into) : byKey(stream, r, into);
+    return into;
+  };
+  const truthOf = (world: World, startDate: Date) => {
+    const truth = world.groundTruth(startDate);
+    return {
+      job_details: byKey('job_details', truth.job_details as unknown as Message[]),
+      tests: byKey('tests', truth.tests.map((t) => ({ ...t, _file: t.file ?? '' })) as unknown as Message[]),
+    };
+  };
+
+  test.each([airbyte, singer])('$name: recent data that answers 404 through a whole sync is asked again by the next; nothing is lost', async (face) => {
+    const { world, startDate, config } = await setup({ notFoundPath: GONE });
+    const first = await face.sync(config, undefined, ['job_details', 'tests']);
+    // Data that should exist: each 404 is asked again within the sync (3 attempts), then left for the next sync.
+    const asked = askedGone();
+    expect(asked.size).toBeGreaterThan(0);
+    expect([...new Set(asked.values())]).toEqual([3]);
+    expect(first.records.job_details.some((d) => !kept(d.number))).toBe(false);
+    // The incident is over; nothing moved in CircleCI.
+    mock.setFaults(undefined);
+    mock.resetCounters();
+    const second = await face.sync(config, first.state, ['job_details', 'tests']);
+    const askedAgain = new Set(mock.counters.log.filter((l) => GONE.test(l.path.split('?')[0])).map((l) => l.path.split('?')[0]));
+    expect([...asked.keys()].filter((p) => !askedAgain.has(p))).toEqual([]);
+    const truth = truthOf(world, startDate);
+    expect(union([first.records.job_details, second.records.job_details], 'job_details')).toEqual(truth.job_details);
+    expect(union([first.records.tests, second.records.tests], 'tests')).toEqual(truth.tests);
+    // Once read, they settle like the rest: a third sync asks none of them.
+    mock.resetCounters();
+    await face.sync(config, second.state, ['job_details', 'tests']);
+    expect(askedGone().size).toBe(0);
+  });
+
+  test('a 404 that passes within the sync costs nothing; approval and blocked jobs are never asked for', async () => {
+    const { world, startDate, config } = await setup({ notFoundPath: GONE, notFoundTimes: 1 });
     const files = tempFiles({ config, catalog: configuredCatalog({ job_details: 'incremental', tests: 'incremental' }) });
     const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
     expect(r.code).toBe(0);
-    const skipped = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN' && /404, the data has expired/.test(m.log.message));
-    expect(skipped.length).toBeGreaterThan(0);
-    // Only the injected ones: approval jobs (whose details answer 404) and blocked jobs (no number) are never asked for.
-    expect(skipped.filter((m) => !/GET \/project\/.+\/(job\/[0-9]*01|[0-9]*01\/tests):/.test(m.log.message))).toEqual([]);
-    const truth = world.groundTruth(startDate);
-    const approvals = truth.jobs.filter((j) => j.type === 'approval' && typeof j.job_number === 'number').map((j) => `/job/${j.job_number}`);
+    const asked = askedGone();
+    expect(asked.size).toBeGreaterThan(0);
+    expect([...new Set(asked.values())]).toEqual([2]);
+    // Each retry says so; no 404 is left over.
+    const warns = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN').map((m) => m.log.message as string);
+    expect(warns.filter((w) => /HTTP 404; retry 1 in/.test(w)).length).toBe(asked.size);
+    expect(warns.filter((w) => !/HTTP 404; retry 1 in/.test(w))).toEqual([]);
+    const truth = truthOf(world, startDate);
+    expect(union([recordsOf(r.messages, 'job_details')], 'job_details')).toEqual(truth.job_details);
+    expect(union([recordsOf(r.messages, 'tests')], 'tests')).toEqual(truth.tests);
+    // Approval jobs (whose details answer 404) and blocked jobs (no number) are never asked for.
+    const all = world.groundTruth(startDate);
+    const approvals = all.jobs.filter((j) => j.type === 'approval' && typeof j.job_number === 'number').map((j) => `/job/${j.job_number}`);
     expect(approvals.length).toBeGreaterThan(0);
     expect(mock.counters.log.filter((l) => approvals.some((a) => l.path.endsWith(a)) || /\/job\/(undefined|NaN)$/.test(l.path))).toEqual([]);
-    const kept = (n: number) => !String(n).endsWith('01');
-    expect(truth.job_details.some((d) => !kept(d.number))).toBe(true);
-    const details = new Map<string, Message>();
-    mergeDetails(recordsOf(r.messages, 'job_details'), details);
-    expect(details).toEqual(byKey('job_details', truth.job_details.filter((d) => kept(d.number)) as unknown as Message[]));
-    const tests = truth.tests.filter((t) => kept(t._job_number)).map((t) => ({ ...t, _file: t.file ?? '' }));
-    expect(byKey('tests', recordsOf(r.messages, 'tests'))).toEqual(byKey('tests', tests as unknown as Message[]));
     for (const stream of ['job_details', 'tests']) {
       const last = r.messages.filter((m) => m.type === 'STATE' && m.state.stream.stream_descriptor.name === stream).at(-1);
       expect(Object.keys(last!.state.stream.stream_state).sort()).toEqual([...world.projectSlugs()].sort());
+      for (const cursor of Object.values(last!.state.stream.stream_state) as Message[]) expect(cursor.retry).toBeUndefined();
     }
+  });
+
+  test('data that keeps answering 404 for longer than unfinished work is followed counts as gone: one WARN, not asked again', async () => {
+    const { world, startDate, config } = await setup({ notFoundPath: GONE });
+    const catalog = configuredCatalog({ job_details: 'incremental', tests: 'incremental' });
+    const read = async (state: Message[]) => {
+      mock.resetCounters();
+      const files = tempFiles({ config, catalog, ...(state.length ? { state } : {}) });
+      const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, ...(state.length ? ['--state', files.state] : [])]);
+      expect(r.code).toBe(0);
+      // The outcome of each 404 (not the retries before it).
+      const warns = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN' && !/; retry \d+ in/.test(m.log.message)).map((m) => m.log.message as string);
+      return { r, state: lastStates(r.messages, state), warns };
+    };
+    const first = await read([]);
+    expect(first.warns.length).toBeGreaterThan(0);
+    expect(first.warns.every((w) => /answered 404 for data that should exist .*the next sync asks again/.test(w))).toBe(true);
+    const retried: string[] = first.state.flatMap((m) => Object.values(m.stream.stream_state as Record<string, Message>).flatMap((c) => c.retry ?? []));
+    expect(retried.length).toBe(first.warns.length);
+    // Those keep answering 404 (and only those: what CircleCI creates from now on answers).
+    const escape = (p: string) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    mock.setFaults({ notFoundPath: new RegExp(`^/api/v2(${retried.map(escape).join('|')})$`) });
+    // Eight days on, every workflow that had the 404s is older than the 7 days unfinished work is followed.
+    world.advance(8 * DAY);
+    const second = await read(first.state);
+    const gone = second.warns.filter((w) => /404, the data has expired or is not accessible/.test(w));
+    expect(gone.length).toBe(retried.length);
+    expect(second.warns.filter((w) => /should exist/.test(w))).toEqual([]);
+    for (const m of second.state) for (const c of Object.values(m.stream.stream_state as Record<string, Message>)) expect(c.retry).toBeUndefined();
+    const third = await read(second.state);
+    expect(mock.counters.log.filter((l) => retried.some((p) => l.path.startsWith(`/api/v2${p}`)))).toEqual([]);
+    expect(third.warns.filter((w) => /404/.test(w))).toEqual([]);
+    // Everything else arrived.
+    const truth = truthOf(world, startDate);
+    const got = union([first.r, second.r, third.r].map((r) => recordsOf(r.messages, 'job_details')), 'job_details');
+    expect([...truth.job_details.keys()].filter((k) => !got.has(k) && kept(k.split('|')[1]))).toEqual([]);
+  });
+
+  test('below pipelines older than CircleCI\'s shortest retention (90 days) a 404 means expired: skipped with one WARN each, asked once', async () => {
+    const world = new World({ seed: 12, historyDays: 100, pipelinesPerDay: 0.3 });
+    mock = await startMockServer({ world, token: TEST_TOKEN, retentionDays: 92 });
+    const startDate = new Date(world.now().getTime() - 100 * DAY);
+    const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
+    const files = tempFiles({ config, catalog: configuredCatalog({ workflows: 'incremental', jobs: 'incremental' }) });
+    const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog]);
+    expect(r.code).toBe(0);
+    const expired = r.messages.filter((m) => m.type === 'LOG' && m.log.level === 'WARN' && /404, the data has expired/.test(m.log.message));
+    expect(expired.length).toBeGreaterThan(0);
+    // One request each: expired data is not retried.
+    const notFound = mock.counters.log.filter((l) => l.status === 404);
+    expect(notFound.length).toBe(expired.length);
+    expect(new Set(notFound.map((l) => l.path)).size).toBe(notFound.length);
+    const truth = world.groundTruth(startDate, { retentionDays: 92 });
+    expect(byKey('workflows', recordsOf(r.messages, 'workflows'))).toEqual(byKey('workflows', truth.workflows as unknown as Message[]));
+    expect(byKey('jobs', recordsOf(r.messages, 'jobs'))).toEqual(byKey('jobs', truth.jobs as unknown as Message[]));
   });
 });
 

@@ -11,7 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -266,7 +266,7 @@ describe('DNS', () => {
     const oneStart = new Date(one.now().getTime() - 10 * DAY);
     const oneMock = await startMockServer({ world: one, token: TEST_TOKEN });
     try {
-      const config = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: oneStart.toISOString(), base_url: `http://mock.test:${oneMock.port}/api/v2` };
+      const config = { token: TEST_TOKEN, project_slugs: ['gh/acme/api'], start_date: oneStart.toISOString(), base_url: `http://mock.test:${oneMock.port}/api/v2`, allow_insecure_http: true };
       const files = tempFiles({ config, catalog: ALL_FULL });
       // Lookup 1 opens the first connection (the pipeline list, the only request until it is
       // answered); 2 and 3 fail: new connections for the workflow lists, after that answer.
@@ -288,7 +288,8 @@ describe('DNS', () => {
   });
 
   test('a lookup that fails before any answer, with a custom base_url: config_error naming base_url', async () => {
-    const files = tempFiles({ config: configFor('http://ci.example.test/api/v2'), catalog: ALL_FULL });
+    // A name is not loopback: plain http to it needs the opt-in (docs/base-url-safety.md).
+    const files = tempFiles({ config: { ...configFor('http://ci.example.test/api/v2'), allow_insecure_http: true }, catalog: ALL_FULL });
     const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog], { env: { NODE_OPTIONS: `--import ${DNS_STUB}`, DNS_STUB_HOST: 'none' } });
     const errors = r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR').map((m) => m.trace.error);
     expect(errors).toHaveLength(1);
@@ -371,7 +372,11 @@ describe('messages a newcomer meets', () => {
     expect(raw.code).toBe(0);
     expect(raw.stdout).toContain('CircleCI (API v2) source for Airbyte: projects, pipelines, workflows, jobs, job details and test results.');
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
-    for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci']]) {
+    // Also through a symlink, as npm's bin links and a Meltano `executable` may run it: the face
+    // still knows it is the program, not an import.
+    const link = join(mkdtempSync(join(tmpdir(), 'source-circleci-bin-')), 'tap-circleci');
+    symlinkSync(SINGER_CLI, link);
+    for (const [cli, name] of [[AIRBYTE_CLI, 'source-circleci'], [SINGER_CLI, 'tap-circleci'], [link, 'tap-circleci']]) {
       const v = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
         const c = spawn(process.execPath, [cli, '--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
         let out = '';
@@ -462,7 +467,8 @@ describe('rate limits: a token bucket and fixed windows', () => {
   // the quota is more than the requests in flight, as with CircleCI's real quota.
   const QUOTA = 100;
   const WINDOW_S = 5;
-  test.each(['fixed', 'bucket'] as const)('%s: at least 90%% of the allowed rate, under 5%% answered 429, every record', async (window) => {
+  // Concurrent: each waits on its own mock's quota most of the time, so the two overlap at little cost.
+  test.concurrent.each(['fixed', 'bucket'] as const)('%s: at least 90%% of the allowed rate, under 5%% answered 429, every record', async (window) => {
     const w = new World({ seed: 35, historyDays: 60, pipelinesPerDay: 2, projects: ['gh/acme/api'] });
     const since = new Date(w.now().getTime() - 60 * DAY);
     const m = await startMockServer({ world: w, token: TEST_TOKEN, latencyMs: 20, rateLimit: { perMinute: QUOTA, window, windowSeconds: WINDOW_S } });

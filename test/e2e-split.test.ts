@@ -1,5 +1,5 @@
 /**
- * Scaling out over several connections (README, "When one sync is not enough"): state is one
+ * Scaling out over several connections (docs/operations.md, "When one sync is not enough"): state is one
  * entry per stream and project, so a project moves from one connection to another by carrying
  * its entries. The other connection's next sync then reads that project incrementally, with the
  * same requests and records as if it had stayed; without the entries it would read its whole

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,12 +34,22 @@ export function parseLines(stdout: string): Message[] {
     });
 }
 
-export function runCli(cli: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; onStdoutLine?: (line: string, kill: (sig: NodeJS.Signals) => void) => void } = {}): Promise<CliResult> {
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Then the child is killed with SIGKILL (and the test sees signal SIGKILL); default 100 s. */
+  timeoutMs?: number;
+  onStdoutLine?: (line: string, kill: (sig: NodeJS.Signals) => void) => void;
+  /** Called once the child is spawned, e.g. to signal it from elsewhere or close its stderr. */
+  onSpawn?: (child: ChildProcessByStdio<null, Readable, Readable>) => void;
+}
+
+export function runCli(cli: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       env: { ...process.env, SOURCE_CIRCLECI_BACKOFF_SCALE: '0.01', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     let partial = '';

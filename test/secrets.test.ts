@@ -4,7 +4,8 @@
  * token, transient failures, a system_error with its stack trace, redirects to other hosts,
  * SIGTERM), collects every byte they print, and searches all of it for the token. Also: the
  * Circle-Token header never follows a redirect to another host, the token is never put in a URL,
- * thrown errors do not carry it, and plain http to a host other than loopback is warned about.
+ * thrown errors do not carry it, and plain http to a host other than loopback is refused unless
+ * the user opts in (allow_insecure_http), then warned about.
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -320,30 +321,46 @@ describe('Circle-Token goes to the base_url host only', () => {
   });
 });
 
-describe('plain http to a host that is not loopback is warned about', () => {
+describe('plain http to a host that is not loopback is refused unless allow_insecure_http is on', () => {
   const NOW = new Date('2026-11-27T12:00:00Z');
   const base = { token: 'abcdef123456', project_slugs: ['gh/acme/api'] };
-  const warningsFor = (baseUrl: string) => parseConfig({ ...base, base_url: baseUrl }, NOW).warnings.filter((w) => /plain http/.test(w));
+  const refusal = (baseUrl: string): string | undefined => {
+    try {
+      parseConfig({ ...base, base_url: baseUrl }, NOW);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  const warningsFor = (baseUrl: string) => parseConfig({ ...base, base_url: baseUrl, allow_insecure_http: true }, NOW).warnings.filter((w) => /plain http/.test(w));
 
-  test.each(['http://circleci.example.com/api/v2', 'http://10.0.0.5:8080/api/v2', 'http://localhost.example.com/api/v2', 'http://[2001:db8::1]/api/v2'])('%s: a warning naming the host', (url) => {
+  test.each(['http://circleci.example.com/api/v2', 'http://10.0.0.5:8080/api/v2', 'http://localhost.example.com/api/v2', 'http://[2001:db8::1]/api/v2'])('%s: a config error naming the host and both fixes; with the key, a warning', (url) => {
+    expect(refusal(url)).toContain(new URL(url).hostname);
+    expect(refusal(url)).toMatch(/use https.*"allow_insecure_http" to true/);
     const w = warningsFor(url);
     expect(w).toHaveLength(1);
     expect(w[0]).toContain(new URL(url).hostname);
-    expect(w[0]).toMatch(/https/);
   });
 
-  test.each(['https://circleci.com/api/v2', 'http://127.0.0.1:8080/api/v2', 'http://localhost:8080/api/v2', 'http://[::1]:8080/api/v2', 'http://127.8.9.10/api/v2'])('%s: no warning', (url) => {
+  test.each(['https://circleci.com/api/v2', 'http://127.0.0.1:8080/api/v2', 'http://localhost:8080/api/v2', 'http://[::1]:8080/api/v2', 'http://127.8.9.10/api/v2'])('%s: accepted, no warning', (url) => {
+    expect(refusal(url)).toBeUndefined();
     expect(warningsFor(url)).toEqual([]);
   });
 
-  test.each(['http://127.0.0.1.attacker.example/api/v2', 'http://127.evil.example/api/v2'])('%s (a DNS name, not an address): a warning', (url) => {
-    expect(warningsFor(url)).toHaveLength(1);
+  test.each(['http://127.0.0.1.attacker.example/api/v2', 'http://127.evil.example/api/v2'])('%s (a DNS name, not an address): refused', (url) => {
+    expect(refusal(url)).toMatch(/plain http/);
   });
 
-  test('read prints the warning as a LOG WARN before any request', async () => {
-    // circleci.example.invalid never resolves: the read fails, but only after the warning.
-    const files = tempFiles({ config: good({ base_url: 'http://circleci.example.invalid/api/v2' }), catalog: CATALOG });
-    const r = await airbyte(['read', '--config', files.config, '--catalog', files.catalog], { env: { SOURCE_CIRCLECI_TIMEOUT_MS: '500' } });
+  test('allow_insecure_http must be a boolean', () => {
+    expect(() => parseConfig({ ...base, base_url: 'http://ci.example.com/api/v2', allow_insecure_http: 'yes' }, NOW)).toThrow(/"allow_insecure_http".*true or false/);
+  });
+
+  test('read with the key prints the warning as a LOG WARN before any request', async () => {
+    // The stub resolver fails every lookup: the read fails, but only after the warning, and nothing is sent.
+    const files = tempFiles({ config: good({ base_url: 'http://circleci.example.invalid/api/v2', allow_insecure_http: true }), catalog: CATALOG });
+    const r = await airbyte(['read', '--config', files.config, '--catalog', files.catalog], {
+      env: { NODE_OPTIONS: `--import ${join(ROOT, 'test/fixtures/dns-stub.mjs')}`, DNS_STUB_HOST: 'none' },
+    });
     const first = r.messages.find((m) => m.type === 'LOG');
     expect(first?.log).toEqual({ level: 'WARN', message: expect.stringMatching(/plain http to circleci\.example\.invalid.*Use https/) });
   });

@@ -59,8 +59,9 @@ describe('config parsing', () => {
     expect(msg).not.toContain('supersecret-token-xyz');
   });
 
-  test('unknown keys and plain http to a remote host are warnings', () => {
-    const c = parseConfig({ ...base, tokn: 'x', base_url: 'http://ci.example.com/api/v2/' }, NOW);
+  test('unknown keys are warnings; plain http to a remote host is an error, a warning once allowed', () => {
+    expect(configErrorOf({ ...base, base_url: 'http://ci.example.com/api/v2/' })).toMatch(/plain http to ci\.example\.com.*"allow_insecure_http"/);
+    const c = parseConfig({ ...base, tokn: 'x', base_url: 'http://ci.example.com/api/v2/', allow_insecure_http: true }, NOW);
     expect(c.baseUrl).toBe('http://ci.example.com/api/v2');
     expect(c.warnings.join(' ')).toMatch(/unknown keys.*tokn/);
     expect(c.warnings.join(' ')).toMatch(/plain http/);

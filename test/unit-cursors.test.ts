@@ -6,6 +6,7 @@
  * The invariant: the union of what the syncs emitted, last write winning, equals the final truth.
  */
 import fc from 'fast-check';
+import { admitted } from '../src/sync/carried.js';
 import { SIGNPOST_MARGIN_MS, StreamCursor, horizon, signpost } from '../src/sync/cursors.js';
 import type { ProjectCursor } from '../src/sync/state.js';
 
@@ -242,5 +243,147 @@ describe('the rules, one by one', () => {
     const jobs = new StreamCursor({ incremental: false, startDate: start, lookbackMs: LOOKBACK }, undefined);
     expect(jobs.final(0)).toBeUndefined();
     expect(jobs.partial(0, { top: 5, through: 3 })).toEqual({ resume: { from: 3, to: 5 } });
+  });
+});
+
+// ----- the rules of streams that carry their workflow's cursor (jobs, job details), the same way
+
+/**
+ * The same kind of history, with jobs: each workflow's jobs are listed from its creation and stop
+ * at their own time (a share of the workflow's run). A sync reads, below each workflow it lists,
+ * the jobs (when their cursor admits the workflow) and each job's details (when admitted, and
+ * unless an earlier sync read them final: settledAt before seenUntil). Some details requests
+ * answer 404 (an incident): `missed` follows them like unfinished work, and only what was older
+ * than the follow horizon when it answered 404 may be given up.
+ */
+interface JobsWorld {
+  pipelines: { id: string; number: number; created: number; workflows: { id: string; created: number; end: number; jobs: { number: number; stop: number }[] }[] }[];
+}
+
+const jobsPipelineArb = fc.record({
+  at: fc.integer({ min: 0, max: 20 * DAY }),
+  workflows: fc.array(
+    fc.record({ after: fc.integer({ min: 0, max: 2 * DAY }), runs: fc.integer({ min: 0, max: DAY }), jobs: fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 3 }) }),
+    { maxLength: 2 },
+  ),
+});
+
+function buildJobs(specs: { at: number; workflows: { after: number; runs: number; jobs: number[] }[] }[]): JobsWorld {
+  let n = 0;
+  return {
+    pipelines: [...specs]
+      .sort((a, b) => a.at - b.at)
+      .map((p, i) => ({
+        id: `p${i + 1}`,
+        number: i + 1,
+        created: p.at,
+        workflows: p.workflows.map((w, j) => {
+          const created = p.at + w.after;
+          return { id: `p${i + 1}w${j}`, created, end: created + w.runs, jobs: w.jobs.map((share) => ({ number: ++n, stop: created + Math.round((w.runs * share) / 1000) })) };
+        }),
+      })),
+  };
+}
+
+const jobAt = (job: { number: number; stop: number }, t: number) => (t < job.stop ? { number: job.number, status: 'running' } : { number: job.number, status: 'success', stopped: job.stop });
+
+type JobsState = { workflows?: ProjectCursor; jobs?: ProjectCursor; job_details?: ProjectCursor };
+type JobsOut = {
+  jobs: Map<string, unknown>;
+  details: Map<number, unknown>;
+  givenUp: Set<number>;
+  /** Jobs a complete sync (not resuming a marker) read stopped before its signpost: never asked again. */
+  readFinal: Set<number>;
+  /** Asks of those. */
+  askedAgain: number[];
+};
+
+interface JobsSyncSpec extends SyncSpec {
+  /** Details requests of this sync that answer 404, by their order in the sync (mod the list's length). */
+  notFound: boolean[];
+}
+
+function runJobsSync(world: JobsWorld, startDate: number, state: JobsState, t0: number, spec: JobsSyncSpec, out: JobsOut): JobsState {
+  const settings = (field: string, keepSignpost = false) => ({ field, incremental: true, startDate, lookbackMs: LOOKBACK, keepSignpost });
+  const wc = new StreamCursor(settings('created_at'), state.workflows);
+  const jc = new StreamCursor(settings('_workflow_created_at'), state.jobs);
+  const dc = new StreamCursor(settings('_workflow_created_at', true), state.job_details);
+  const sign = signpost(t0);
+  const hz = horizon(t0, LOOKBACK);
+  const floor = Math.min(wc.floor, jc.floor, dc.floor);
+  const scanned = world.pipelines.filter((p) => p.created <= t0).reverse().filter((p, i, all) => all.slice(0, i + 1).every((q) => q.created >= floor));
+  const n = scanned.length;
+  const completed = spec.kill ? Math.min(spec.kill.completed, n) : n;
+  let asked = 0;
+  for (let i = 0; i < completed; i++) {
+    const p = scanned[i];
+    if (p.created < startDate) continue;
+    const listedAt = t0 + (spec.duration * i) / (n + 1);
+    const readAt = listedAt + (t0 + spec.duration - listedAt) * (spec.jitter[i % spec.jitter.length] ?? 0);
+    for (const w of p.workflows.filter((w) => w.created <= readAt)) {
+      const running = readAt < w.end;
+      if (!wc.done(p.number)) wc.accept(w.created, p.created, running, hz);
+      // The crawler's rule, from the same module.
+      const owner = { value: w.created, mayChange: running, pipelineTime: p.created, pipelineNumber: p.number };
+      const jobsIn = admitted(jc, owner, hz);
+      const detailsIn = admitted(dc, owner, hz);
+      for (const job of w.jobs) {
+        const seen = jobAt(job, readAt);
+        if (jobsIn) out.jobs.set(`${job.number}|${w.id}`, seen);
+        if (!detailsIn) continue;
+        const settledAt = Math.max(seen.status === 'running' ? Number.POSITIVE_INFINITY : job.stop, w.created);
+        const path = `/project/x/job/${job.number}`;
+        if (dc.readFinal(settledAt, path)) continue;
+        if (out.readFinal.has(job.number)) out.askedAgain.push(job.number);
+        if (spec.notFound[asked++ % Math.max(1, spec.notFound.length)]) {
+          if (!dc.missed(w.created, p.created, hz, path)) out.givenUp.add(job.number);
+          continue;
+        }
+        out.details.set(job.number, seen);
+        if (!spec.kill && !state.job_details?.resume && seen.status !== 'running' && job.stop < sign) out.readFinal.add(job.number);
+      }
+    }
+  }
+  const cursors = { workflows: wc, jobs: jc, job_details: dc };
+  if (!spec.kill) return Object.fromEntries(Object.entries(cursors).map(([k, c]) => [k, c.final(sign)])) as JobsState;
+  if (completed === 0) return state;
+  const run = { top: scanned[0].number, through: scanned[completed - 1].number };
+  if (Object.values(cursors).some((c) => !c.canMark(run.through))) return state;
+  return Object.fromEntries(Object.entries(cursors).map(([k, c]) => [k, c.partial(sign, run)])) as JobsState;
+}
+
+describe('streams that carry their workflow\'s cursor (jobs, job details), with 404s that pass', () => {
+  test('jobs end as the final truth; details too, asked again after a 404 and never given up while followed; details read final are not asked again', () => {
+    fc.assert(
+      fc.property(
+        fc.array(jobsPipelineArb, { minLength: 1, maxLength: 15 }),
+        fc.array(fc.tuple(syncArb, fc.array(fc.boolean(), { minLength: 1, maxLength: 6 })), { minLength: 1, maxLength: 6 }),
+        (specs, syncs) => {
+          const world = buildJobs(specs);
+          const out: JobsOut = { jobs: new Map(), details: new Map(), givenUp: new Set(), readFinal: new Set(), askedAgain: [] };
+          let state: JobsState = {};
+          let t = 0;
+          for (const [s, notFound] of syncs) {
+            t += s.gap;
+            state = runJobsSync(world, 0, state, t, { ...s, notFound }, out);
+            t += s.duration;
+          }
+          const end = Math.max(t, ...world.pipelines.flatMap((p) => p.workflows.map((w) => w.end))) + DAY;
+          const settle = { gap: 0, duration: HOUR, kill: null, jitter: [0], notFound: [false] };
+          const resuming = Object.values(state).some((c) => c?.resume);
+          state = runJobsSync(world, 0, state, end, settle, out);
+          if (resuming) runJobsSync(world, 0, state, end + DAY, settle, out);
+
+          const jobs = world.pipelines.flatMap((p) => p.workflows.flatMap((w) => w.jobs.map((j) => [`${j.number}|${w.id}`, jobAt(j, end)] as const)));
+          expect(Object.fromEntries(out.jobs)).toEqual(Object.fromEntries(jobs));
+          const details = world.pipelines.flatMap((p) => p.workflows.flatMap((w) => w.jobs.map((j) => [j.number, jobAt(j, end)] as const)));
+          expect(out.askedAgain).toEqual([]);
+          // What was given up keeps whatever an earlier read saw (or a later one, if it answered again).
+          const kept = (n: number) => !out.givenUp.has(n);
+          expect(Object.fromEntries([...out.details].filter(([n]) => kept(n)))).toEqual(Object.fromEntries(details.filter(([n]) => kept(n))));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -68,6 +68,56 @@ describe('tap-circle-ci state', () => {
     expect(state).toEqual({ pipelines: { 'gh/acme/api': { updated_at: '2024-01-01T00:00:00.000Z' } } });
   });
 
+  // As tap-circle-ci writes it after each pipeline of its workflows stream (workflows.py:92-94):
+  // every project's pipelines bookmark is already new (sync.py:32), the workflows map holds the
+  // pipelines done so far, and the pipeline it did last.
+  const midRun = {
+    currently_syncing: 'workflows',
+    bookmarks: {
+      pipelines: { 'gh/acme/api': '2024-01-03T00:00:00.000000Z', 'bb/acme/web': '2024-01-03T01:00:00.000000Z' },
+      workflows: { '64f4fd25-…': '2024-01-02T23:00:00.000000Z', '862f7748-…': '2023-12-01T01:00:06.007000Z', currently_syncing: '862f7748-…' },
+      jobs: {},
+    },
+  };
+
+  test('stopped inside its workflows stream: pipelines kept, no workflows cursor for any project (start_date), and the note says why', () => {
+    const notes: string[] = [];
+    expect(migrateTapCircleCiState(midRun, (n) => notes.push(n))).toEqual({
+      pipelines: { 'gh/acme/api': { updated_at: '2024-01-03T00:00:00.000Z' }, 'bb/acme/web': { updated_at: '2024-01-03T01:00:00.000Z' } },
+    });
+    expect(notes.join(' ')).toMatch(/stopped while it read workflows.*start from start_date/);
+    // Through the Singer face's parser, the workflows bookmark written back is empty too.
+    const { state, bookmarks } = parseSingerState(midRun, SLUGS);
+    expect(state.workflows).toEqual({});
+    expect(bookmarks.workflows).toEqual({ partitions: [] });
+  });
+
+  test('a pipeline id left in workflows.currently_syncing is enough to tell (a later run without workflows selected)', () => {
+    const state = migrateTapCircleCiState({ ...midRun, currently_syncing: 'jobs' });
+    expect(state?.workflows).toBeUndefined();
+  });
+
+  test('stopped in its jobs or pipelines stream: workflows converted as after a finished run', () => {
+    for (const currently of ['jobs', 'pipelines', null]) {
+      const raw = { currently_syncing: currently, bookmarks: { ...midRun.bookmarks, workflows: { ...midRun.bookmarks.workflows, currently_syncing: null } } };
+      expect(migrateTapCircleCiState(raw)?.workflows).toEqual({
+        'gh/acme/api': { created_at: '2024-01-02T23:00:00.000Z' },
+        'bb/acme/web': { created_at: '2024-01-02T23:00:00.000Z' },
+      });
+    }
+  });
+
+  test('a mixed file (our pipelines, its workflows) from a run stopped in workflows: no workflows cursor either', () => {
+    const { state } = parseSingerState({
+      currently_syncing: 'workflows',
+      bookmarks: {
+        workflows: { '64f4fd25-…': '2024-06-01T00:00:00Z', currently_syncing: '64f4fd25-…' },
+        pipelines: { partitions: [{ context: { project_slug: 'gh/acme/api' }, replication_key: 'updated_at', replication_key_value: '2024-05-01T00:00:00Z' }] },
+      },
+    }, SLUGS);
+    expect(state.workflows).toEqual({});
+  });
+
   test('other shapes are not tap-circle-ci\'s: undefined', () => {
     for (const raw of [
       undefined, null, [], {},

@@ -103,10 +103,6 @@ describe('generated acceptance fixtures are current', () => {
       // The configured projects; tests carry the key column _file ("" for a null file).
       projects: truth.projects.filter((p) => config.project_slugs.includes(p.slug)),
       tests: truth.tests.map((t) => ({ ...t, _file: t.file ?? '' })),
-      // Once per workflow listing the job, as a read emits them (the truth keeps one per job).
-      job_details: truth.jobs
-        .filter((j) => j.type === 'build' && typeof j.job_number === 'number')
-        .map((j) => ({ _project_slug: j.project_slug, _workflow_created_at: j._workflow_created_at, ...world.jobDetails(String(j.project_slug), Number(j.job_number)) })),
     };
     const fromTruth = streams.flatMap((stream) => records[stream].map((data) => ({ stream, data, emitted_at: Date.parse(env.now) })));
     expect(expected.length).toBe(fromTruth.length);

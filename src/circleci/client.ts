@@ -1,6 +1,7 @@
 import { ConnectorError, configError, transientError } from '../errors.js';
 import { DEFAULT_BASE_URL } from '../config.js';
 import { registerSecret } from '../redact.js';
+import { serverExcerpt } from './excerpt.js';
 import { getJson, type Attempt } from './http.js';
 import { RateGovernor } from './governor.js';
 import { Limiter } from './limiter.js';
@@ -11,6 +12,7 @@ export class HttpError extends ConnectorError {
   constructor(
     readonly status: number,
     readonly endpoint: string,
+    /** Short, one line, sanitised (excerpt.ts): never the raw body. */
     readonly serverMessage: string,
   ) {
     super(`GET ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
@@ -47,6 +49,13 @@ export class StoppedError extends ConnectorError {
   }
 }
 
+export interface RequestOptions {
+  /** The data should exist: a 404 is asked again (policy.notFoundAttempts), as CircleCI answers some during incidents. */
+  mustExist?: boolean;
+  /** Another API version beside base_url's v2 (organizations' projects: v3 on cloud, v1.1 on CircleCI Server). */
+  api?: 'v3' | 'v1.1';
+}
+
 interface Page {
   items: unknown[];
   next_page_token?: string | null;
@@ -57,12 +66,6 @@ function isPage(body: unknown): body is Page {
   const token = (body as Page).next_page_token;
   return token === undefined || token === null || typeof token === 'string';
 }
-
-const messageOf = (body: unknown): string => {
-  const m = (body as { message?: unknown; error?: unknown } | undefined);
-  const text = typeof m?.message === 'string' ? m.message : typeof m?.error === 'string' ? m.error : '';
-  return text.slice(0, 200);
-};
 
 /** CircleCI API v2: auth, the retry policy, the global concurrency limit and pagination. */
 export class CircleCIClient {
@@ -95,8 +98,8 @@ export class CircleCIClient {
    * GET a JSON document, retrying transient failures; throws HttpError for final 4xx answers.
    * Lower `priority` values go first when requests wait for a slot.
    */
-  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0): Promise<unknown> {
-    const url = new URL(this.opts.baseUrl + path);
+  async get(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): Promise<unknown> {
+    const url = new URL(this.apiRoot(opts.api) + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
@@ -122,14 +125,16 @@ export class CircleCIClient {
       if (result.kind === 'failure' && DNS_FAILURES.has(result.reason) && this.firstAnswerAt === undefined) throw this.unreachable(result.reason);
       this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
-      if (result.kind === 'response' && !this.policy.retryStatuses.includes(result.status)) {
-        throw new HttpError(result.status, path, messageOf(result.body));
+      const retried = this.policy.retryStatuses.includes(result.status ?? 0) || (result.status === 404 && opts.mustExist && attempt < this.policy.notFoundAttempts);
+      if (result.kind === 'response' && !retried) {
+        throw new HttpError(result.status, path, serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')));
       }
       const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
       const elapsed = Date.now() - started;
       if (attempt >= this.policy.maxAttempts || elapsed >= this.policy.maxElapsedMs) {
+        const said = result.kind === 'response' ? serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')) : '';
         throw transientError(
-          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}. ` +
+          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}${said ? ` (${said})` : ''}. ` +
             'CircleCI may be unavailable or rate-limiting this token: run the sync again later; it resumes from its last checkpoint.',
           reason,
         );
@@ -142,6 +147,19 @@ export class CircleCIClient {
       if (rateLimited) this.governor.pause(waitMs);
       else await sleep(waitMs, stop);
     }
+  }
+
+  /** base_url, or the same server's root of another API version: /api/v2 becomes /api/v3 or /api/v1.1. */
+  private apiRoot(api: RequestOptions['api']): string {
+    if (!api) return this.opts.baseUrl;
+    if (!/\/api\/v2$/.test(this.opts.baseUrl)) {
+      throw configError(
+        `"organizations" needs CircleCI's API ${api} beside API v2, found by replacing the /api/v2 at the end of base_url, but base_url (${this.opts.baseUrl}) does not end in /api/v2. ` +
+          'Set base_url to the API v2 root (https://circleci.com/api/v2, or https://<your CircleCI Server>/api/v2), or list the projects in "project_slugs" instead.',
+        'base_url without /api/v2',
+      );
+    }
+    return this.opts.baseUrl.replace(/\/api\/v2$/, `/api/${api}`);
   }
 
   private unreachable(reason: string): ConnectorError {
@@ -158,11 +176,11 @@ export class CircleCIClient {
   }
 
   /** Every page of a list, following next_page_token (missing, null or empty = last page). */
-  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0): AsyncGenerator<unknown[]> {
+  async *pages(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): AsyncGenerator<unknown[]> {
     const seen = new Set<string>();
     let pageToken: string | undefined;
     do {
-      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority);
+      const body = await this.get(path, { ...query, 'page-token': pageToken }, priority, opts);
       if (!isPage(body)) throw notTheApi(path, this.opts.baseUrl, 'a body that is not a CircleCI page ({"items": [...], "next_page_token": ...})');
       yield body.items;
       pageToken = body.next_page_token || undefined;
@@ -197,5 +215,3 @@ const notTheApi = (path: string, baseUrl: string, what: string) =>
     'unexpected response shape',
   );
 
-/** A slug in a URL path: the slashes stay literal, anything else reserved is escaped per segment. */
-export const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');

@@ -1,5 +1,6 @@
 import { configError } from '../errors.js';
-import { HttpError, slugPath, type CircleCIClient } from './client.js';
+import { slugPath } from '../slug-path.js';
+import { HttpError, type CircleCIClient } from './client.js';
 
 /** The two questions `check` asks CircleCI, and the messages for a "no". */
 
@@ -28,5 +29,10 @@ export async function projectExists(client: CircleCIClient, slug: string): Promi
 export const tokenRejected = () =>
   configError('CircleCI rejected the token (401 on GET /me). Create a personal API token in CircleCI (User Settings → Personal API Tokens) and put it in "token"; project tokens do not work with API v2.');
 
+export const PROJECT_NOT_FOUND = 'project not found';
+
 export const projectNotFound = (slug: string) =>
-  configError(`Project "${slug}" was not found, or this token cannot access it (404 on GET /project/${slugPath(slug)}). Check the slug in "project_slugs" (copy it from the project settings in CircleCI) and that the token's user follows the project.`);
+  configError(
+    `Project "${slug}" was not found, or this token cannot access it (404 on GET /project/${slugPath(slug)}). Check the slug in "project_slugs" (copy it from the project settings in CircleCI) and that the token's user follows the project.`,
+    PROJECT_NOT_FOUND,
+  );

@@ -9,16 +9,15 @@ import { parseSingerState } from '../protocol/singer-state.js';
 import { registerSecret } from '../redact.js';
 import { packageVersion } from '../resources.js';
 import { runSync } from '../sync/engine.js';
-import { dieBy } from './signals.js';
+import { parseFlags, type Flag } from './args.js';
+import { isEntryPoint } from './entry.js';
+import { STOP_SIGNALS, dieBy, exitCodeOf, type StopSignal } from './signals.js';
 
 /**
  * The Singer face (`tap-circleci`, for Meltano): --discover, a sync with --catalog/--properties
  * and --state, --about, --test, --version, --help. stdout carries Singer messages only; logs go
  * to stderr.
  */
-
-const out = new Output();
-const log = (level: Parameters<typeof logLine>[0], message: string) => out.log(logLine(level, message));
 
 const DESCRIPTION = 'Singer tap for CircleCI (API v2): projects, pipelines, workflows, jobs, job details and test results. Same engine as the source-circleci Airbyte connector.';
 const CAPABILITIES = ['catalog', 'discover', 'state', 'about', 'test'];
@@ -40,7 +39,8 @@ ${DESCRIPTION}
       --version             Print the version.
   -h, --help                Print this help.
 
-With no catalog every stream and field is synced.`;
+With no catalog, projects, pipelines, workflows and jobs are synced with every field;
+job_details and tests (a request or more per job) only when a catalog selects them.`;
 
 interface Args {
   config: string[];
@@ -55,54 +55,47 @@ interface Args {
   help: boolean;
 }
 
-const VALUE_FLAGS: Record<string, keyof Args> = {
-  '--config': 'config', '-c': 'config',
-  '--catalog': 'catalog',
-  '--properties': 'properties', '-p': 'properties',
-  '--state': 'state', '-s': 'state',
-  '--format': 'format',
-};
-const BOOL_FLAGS: Record<string, 'discover' | 'about' | 'version' | 'help'> = {
-  '--discover': 'discover', '-d': 'discover',
-  '--about': 'about',
-  '--version': 'version', '-V': 'version',
-  '--help': 'help', '-h': 'help',
+const FLAGS: Record<string, Flag> = {
+  config: { type: 'string', short: 'c' },
+  catalog: { type: 'string' },
+  properties: { type: 'string', short: 'p' },
+  state: { type: 'string', short: 's' },
+  format: { type: 'string' },
+  discover: { type: 'boolean', short: 'd' },
+  about: { type: 'boolean' },
+  version: { type: 'boolean', short: 'V' },
+  help: { type: 'boolean', short: 'h' },
+  // `--test` alone, `--test=schema` or `--test schema` (singer-sdk's forms; `record` is its default).
+  test: { type: 'optional', choices: ['all', 'schema', 'record'], default: 'all', hint: '=schema' },
 };
 
-/** Flags in any order, `--x v` or `--x=v`, singer-python's short forms. */
+/** Flags in any order, `--x v` or `--x=v`, singer-python's short forms; --config repeats, other values: the last wins. */
 export function parseArgs(argv: string[]): Args {
-  const args: Args = { config: [], discover: false, about: false, version: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
-    if (flag === '--test') {
-      const v = inline ?? (['all', 'schema', 'record'].includes(argv[i + 1] ?? '') ? argv[++i] : 'all');
-      if (v !== 'all' && v !== 'schema' && v !== 'record') throw usageError(`--test takes no value, or =schema (got "${v}").`);
-      args.test = v === 'schema' ? 'schema' : 'all';
-      continue;
-    }
-    if (flag in BOOL_FLAGS) {
-      if (inline !== undefined) throw usageError(`${flag} takes no value.`);
-      args[BOOL_FLAGS[flag]] = true;
-      continue;
-    }
-    const key = VALUE_FLAGS[flag];
-    if (!key) throw usageError(arg.startsWith('-') ? `Unknown option ${flag}.` : `Unexpected argument "${arg}".`);
-    const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('-') && value !== '-')) throw usageError(`${flag} needs a value.`);
-    if (key === 'config') args.config.push(value);
-    else (args as unknown as Record<string, string>)[key] = value;
-  }
+  const { flags } = parseFlags(argv, FLAGS, (message) => {
+    throw usageError(message);
+  });
+  const last = (name: string) => flags.get(name)?.at(-1);
+  const test = last('test');
+  const args: Args = {
+    config: flags.get('config') ?? [],
+    catalog: last('catalog'),
+    properties: last('properties'),
+    state: last('state'),
+    format: last('format'),
+    discover: flags.has('discover'),
+    about: flags.has('about'),
+    version: flags.has('version'),
+    help: flags.has('help'),
+    test: test === undefined ? undefined : test === 'schema' ? 'schema' : 'all',
+  };
   if (args.format !== undefined && !['json', 'markdown'].includes(args.format)) throw usageError(`--format is json or markdown (got "${args.format}").`);
   return args;
 }
 
 const usageError = (message: string) => configError(`${message} Run ${TAP_NAME} --help for the options.`);
 
-/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers. */
-function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+/** `TAP_CIRCLECI_<SETTING>` variables: strings as they are, JSON for lists and objects, numbers for integers, true/false for booleans. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const [key, prop] of Object.entries(spec.properties) as Array<[string, { type?: string }]>) {
     const value = env[`${ENV_PREFIX}${key.toUpperCase().replace(/-/g, '_')}`];
@@ -114,13 +107,14 @@ function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unk
         config[key] = value; // project_slugs may be a space-separated string
       }
     } else if (prop.type === 'integer' && /^-?\d+$/.test(value.trim())) config[key] = Number(value);
+    else if (prop.type === 'boolean' && /^(true|false)$/i.test(value.trim())) config[key] = value.trim().toLowerCase() === 'true';
     else config[key] = value;
   }
   return config;
 }
 
 /** Reads and merges every --config, registering the token as a secret before anything can print it. */
-function rawConfig(paths: string[]): Record<string, unknown> {
+export function rawConfig(paths: string[]): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
   for (const path of paths) {
     const raw = path === 'ENV' ? configFromEnv() : readJsonFile(path, 'config');
@@ -141,11 +135,11 @@ export function settingsSchema() {
   return { type: 'object', properties, required: spec.required };
 }
 
-function about() {
+export function about() {
   return { name: TAP_NAME, description: DESCRIPTION, version: packageVersion(), capabilities: CAPABILITIES, settings: settingsSchema() };
 }
 
-function aboutMarkdown(): string {
+export function aboutMarkdown(): string {
   const a = about();
   const cell = (v: unknown) => String(v ?? 'None').replace(/\|/g, '\\|').replace(/\n/g, ' ');
   const rows = Object.entries(a.settings.properties).map(
@@ -161,7 +155,7 @@ function aboutMarkdown(): string {
   ].join('\n');
 }
 
-function aboutText(): string {
+export function aboutText(): string {
   const a = about();
   return [
     `Name: ${a.name}`, `Description: ${a.description}`, `Version: ${a.version}`, `Capabilities: [${a.capabilities.join(', ')}]`,
@@ -171,54 +165,82 @@ function aboutText(): string {
 
 // ---- the sync, and how it stops
 
-const controller = new AbortController();
-let stopping = false;
-
-async function finish(code: number): Promise<never> {
-  closeAgents();
-  await out.flush();
-  // Stopped by SIGTERM: die by it (Meltano's `config test` counts only that as a pass).
-  if (stopping) dieBy('SIGTERM', 143);
-  process.exit(code);
+/** What the parts of one run share. */
+interface Run {
+  out: Output;
+  log: (level: Parameters<typeof logLine>[0], message: string) => void;
+  controller: AbortController;
 }
 
-process.on('SIGTERM', () => {
-  if (stopping) return;
-  stopping = true;
-  controller.abort();
-  log('WARN', 'Received SIGTERM: stopping. The last STATE printed is where the next sync resumes.');
-  // Every STATE already printed stands; print nothing more. A stuck reader must not keep us alive.
-  setTimeout(() => process.exit(143), 5_000).unref();
-  void finish(143);
-});
+/**
+ * Runs the tap with `argv` (the words after the script) and exits. Everything that touches the
+ * process (its signals, stdout, the exit) starts here, so importing this module does nothing.
+ */
+export async function main(argv: string[]): Promise<never> {
+  const out = new Output();
+  const log = (level: Parameters<typeof logLine>[0], message: string) => out.log(logLine(level, message));
+  const controller = new AbortController();
+  /** The signal (SIGTERM from a platform, SIGINT from Ctrl-C) that is stopping the sync, if any. */
+  let stoppedBy: StopSignal | undefined;
 
-// The reader went away (EPIPE): nothing more can be delivered, so stop now; the exit code says the
-// sync did not complete. (Output stops writing, but a write waiting for 'drain' would wait forever.)
-let readerGone = false;
-process.stdout.on('error', () => {
-  if (readerGone || stopping) return;
-  readerGone = true;
-  controller.abort();
-  log('WARN', 'stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
-  void finish(1);
-});
+  async function finish(code: number): Promise<never> {
+    closeAgents();
+    await out.flush();
+    // Stopped by a signal: die by it (Meltano's `config test` counts only that as a pass).
+    if (stoppedBy) dieBy(stoppedBy);
+    process.exit(code);
+  }
 
-process.on('uncaughtException', (e) => fail(e));
-process.on('unhandledRejection', (e) => fail(e));
+  function onStopSignal(signal: StopSignal): void {
+    if (stoppedBy) return;
+    stoppedBy = signal;
+    // Requests in flight and waits are aborted; projects part-way through get a last STATE of what
+    // they completed; then main() ends and finish() dies by the signal. A stuck reader must not keep
+    // us alive.
+    controller.abort();
+    log('WARN', `Received ${signal}: stopping. The last STATE printed is where the next sync resumes.`);
+    setTimeout(() => process.exit(exitCodeOf(signal)), 5_000).unref();
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, () => onStopSignal(signal));
 
-function fail(e: unknown): Promise<never> {
-  const err = asConnectorError(e);
-  log('CRITICAL', err.message);
-  if (err.failureType === 'system_error' && err.stack) out.log(err.stack);
-  return finish(1);
+  // The reader went away (EPIPE): nothing more can be delivered, so stop now; the exit code says the
+  // sync did not complete. (Output stops writing, but a write waiting for 'drain' would wait forever.)
+  let readerGone = false;
+  process.stdout.on('error', () => {
+    if (readerGone || stoppedBy) return;
+    readerGone = true;
+    controller.abort();
+    log('WARN', 'stdout was closed by its reader; stopping the sync. The last STATE the reader got is where the next sync resumes.');
+    void finish(1);
+  });
+
+  process.on('uncaughtException', (e) => fail(e));
+  process.on('unhandledRejection', (e) => fail(e));
+
+  function fail(e: unknown): Promise<never> {
+    const err = asConnectorError(e);
+    log('CRITICAL', err.message);
+    if (err.failureType === 'system_error' && err.stack) out.log(err.stack);
+    return finish(1);
+  }
+
+  try {
+    await command(argv, { out, log, controller });
+    await finish(readerGone ? 1 : 0);
+  } catch (e) {
+    if (stoppedBy) await finish(exitCodeOf(stoppedBy));
+    await fail(e);
+  }
+  return finish(1); // not reached: every path above exits
 }
 
-async function sync(args: Args): Promise<void> {
+async function sync(args: Args, run: Run): Promise<void> {
+  const { out, log, controller } = run;
   if (!args.config.length) throw usageError('--config is required to sync (a JSON file, or ENV).');
   const cfg = parseConfig(rawConfig(args.config));
   const catalogPath = args.catalog ?? args.properties;
   const picked = catalogPath ? parseSingerCatalog(readJsonFile(catalogPath, 'catalog')) : selectAll();
-  if (!catalogPath) log('INFO', 'No catalog given: syncing every stream and field.');
+  if (!catalogPath) log('INFO', 'No catalog given: syncing projects, pipelines, workflows and jobs with every field; job_details and tests need a catalog that selects them.');
   for (const n of picked.notes) log('WARN', n);
   if (args.test === 'schema') {
     for (const s of picked.streams.values()) await out.line(schemaMessage(s));
@@ -237,15 +259,16 @@ async function sync(args: Args): Promise<void> {
     stopped: () => {
       // A reader that went away (EPIPE): stop fetching too.
       if (out.isClosed && !controller.signal.aborted) controller.abort();
-      return stopping || out.isClosed;
+      return out.isClosed;
     },
   });
   await runSync(cfg, picked.selection, state, sink, { signal: controller.signal, progress: out.interactive ? (l) => out.progress(l) : undefined });
   out.clearProgress();
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+async function command(argv: string[], run: Run): Promise<void> {
+  const { out } = run;
+  const args = parseArgs(argv);
   if (args.help) return out.text(USAGE);
   if (args.version) return out.text(`${TAP_NAME} ${packageVersion()}`);
   // --about and --discover need no credentials and make no API call; a --config is ignored.
@@ -254,13 +277,7 @@ async function main(): Promise<void> {
     return out.text(args.format === 'markdown' ? aboutMarkdown() : aboutText());
   }
   if (args.discover) return out.line(singerCatalog());
-  return sync(args);
+  return sync(args, run);
 }
 
-try {
-  await main();
-  await finish(stopping ? 143 : readerGone ? 1 : 0);
-} catch (e) {
-  if (stopping) await finish(143);
-  await fail(e);
-}
+if (isEntryPoint(import.meta.url)) await main(process.argv.slice(2));

@@ -38,6 +38,11 @@ export interface FaultOptions {
   failPath?: RegExp;
   /** Every request whose path matches answers 404 Not Found: a job's details or results gone while its list is still there. */
   notFoundPath?: RegExp;
+  /**
+   * With notFoundPath: only the first this many requests of each matching path (as sent) answer
+   * 404, then it answers as usual (the 404s CircleCI gives during an incident). Default: all.
+   */
+  notFoundTimes?: number;
 }
 
 export interface MockOptions {
@@ -230,6 +235,8 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   const seed = opts.seed ?? 1;
   const logLimit = Math.max(1, opts.logLimit ?? 20_000);
   let faults: FaultOptions | undefined = opts.faults;
+  /** Per path: requests that matched notFoundPath (since the faults were last set). */
+  const notFoundSeen = new Map<string, number>();
   const faultRng = new Rng(hash32(seed, 'faults'));
   const secret = `mock-circleci-page-token:${seed}`;
   const buckets = new Map<string, Bucket>();
@@ -495,8 +502,12 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       return;
     }
     if (f?.notFoundPath && f.notFoundPath.test(url.pathname)) {
-      send(message(404, MSG.notFound), rl.headers);
-      return;
+      const seen = (notFoundSeen.get(url.pathname) ?? 0) + 1;
+      notFoundSeen.set(url.pathname, seen);
+      if (f.notFoundTimes === undefined || seen <= f.notFoundTimes) {
+        send(message(404, MSG.notFound), rl.headers);
+        return;
+      }
     }
     let truncate = false;
     if (f) {
@@ -550,6 +561,9 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       console.error('mock CircleCI server: handler failed:', err);
     });
   });
+  // Clients close idle keep-alive sockets a second before the server's hint; on a loaded machine
+  // Node's 5 s default let the server close a socket the client was about to reuse (ECONNRESET).
+  server.keepAliveTimeout = 60_000;
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -578,6 +592,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     },
     setFaults(next: FaultOptions | undefined): void {
       faults = next;
+      notFoundSeen.clear();
     },
     setClock(rate: number, stepMs = 0): void {
       stepClock();

@@ -8,6 +8,7 @@ export class Output {
   private drain: Promise<void> | undefined;
   private release: (() => void) | undefined;
   private closed = false;
+  private errClosed = false;
 
   constructor(
     private readonly out: NodeJS.WritableStream = process.stdout,
@@ -17,6 +18,11 @@ export class Output {
     out.on('error', () => {
       this.closed = true;
       this.release?.(); // a write waiting for 'drain' would otherwise wait forever
+    });
+    // Logs are best effort: a stderr its reader closed (EPIPE, EBADF) must not crash the sync, nor
+    // feed an error handler that logs to stderr again. stdout, the data, goes on.
+    err.on('error', () => {
+      this.errClosed = true;
     });
   }
 
@@ -72,6 +78,7 @@ export class Output {
   /** A human-readable line on stderr (Singer logs). */
   log(text: string): void {
     this.clearProgress();
+    if (this.errClosed) return;
     this.err.write(redact(text) + '\n');
   }
 
@@ -84,13 +91,13 @@ export class Output {
 
   /** Rewrites the one live progress line on a terminal's stderr. */
   progress(text: string): void {
-    if (!this.interactive) return;
+    if (!this.interactive || this.errClosed) return;
     this.err.write(`\r\x1b[K${redact(text)}`);
     this.progressShown = true;
   }
 
   clearProgress(): void {
-    if (!this.progressShown) return;
+    if (!this.progressShown || this.errClosed) return;
     this.err.write('\r\x1b[K');
     this.progressShown = false;
   }

@@ -2,7 +2,7 @@ import { configError } from '../errors.js';
 import { streamByName } from '../streams/index.js';
 import type { StreamDeclaration } from '../streams/stream.js';
 import { parseStreamState, type StreamState, type SyncState } from '../sync/state.js';
-import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migrateWorkflows } from './tap-circle-ci-state.js';
+import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migrateWorkflows, stoppedInWorkflows } from './tap-circle-ci-state.js';
 
 /**
  * Singer STATE ⇄ the engine's state. The engine keeps, per stream, one cursor object per project
@@ -139,7 +139,7 @@ export function parseSingerState(raw: unknown, slugs: readonly string[], note?: 
     const value = bookmarks[name];
     if (!legacy(value)) continue;
     if (name === 'pipelines') state[name] = migratePipelines(value as Record<string, unknown>);
-    else if (name === 'workflows') state[name] = migrateWorkflows(value as Record<string, unknown>, state.pipelines ?? {});
+    else if (name === 'workflows') state[name] = migrateWorkflows(value as Record<string, unknown>, state.pipelines ?? {}, stoppedInWorkflows(raw));
     else state[name] = {};
     note?.(`bookmarks.${name} is in tap-circle-ci's format; converted (see docs: switching from tap-circle-ci).`);
     bookmarks[name] = toSingerBookmark(streamByName(name)!, state[name]);

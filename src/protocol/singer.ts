@@ -52,6 +52,8 @@ export class SingerSink implements SyncSink {
   private sampled = false;
   /** A record was dropped (--test): a later STATE would claim it was delivered. */
   private dropped = false;
+  /** Bookmarks changed since the last STATE written. */
+  private unwritten = false;
 
   constructor(
     private readonly out: Output,
@@ -104,6 +106,13 @@ export class SingerSink implements SyncSink {
     // A full-table stream with nothing to resume (projects) keeps no bookmark.
     if (!decl.cursorField && !Object.keys(state).length && !(stream in this.bookmarks)) return;
     this.bookmarks[stream] = toSingerBookmark(decl, state);
+    this.unwritten = true;
+  }
+
+  /** One STATE for a round of checkpoints: every bookmark is in it. */
+  async checkpointed(): Promise<void> {
+    if (!this.unwritten || this.stopped || this.dropped) return;
+    this.unwritten = false;
     await this.out.line(stateMessage(this.bookmarks));
   }
 

@@ -22,8 +22,16 @@ import { parseStreamState, type StreamState, type SyncState } from '../sync/stat
  * - jobs were FULL_TABLE, and tap-circle-ci kept only the last page of each workflow's jobs: no
  *   jobs cursor is carried over, so the first sync reads every job since `start_date` once (and
  *   fills what tap-circle-ci missed), then goes on incrementally.
- * - `currently_syncing` is dropped (tap-circle-ci writes a project's pipelines bookmark only after
- *   all of it, so an interrupted run loses nothing).
+ * - A run stopped inside its workflows stream (top-level `currently_syncing: "workflows"`, or a
+ *   pipeline id left in `bookmarks.workflows.currently_syncing`): tap-circle-ci goes stream by
+ *   stream, project by project (all pipelines, then all workflows, then all jobs), so by then
+ *   every project's pipelines bookmark is new while the projects it had not reached still hold
+ *   workflows from its previous run only. Which projects it finished cannot be read from the file
+ *   (those bookmarks and that id are per pipeline and name no project), so no project gets a
+ *   workflows cursor: workflows start from `start_date` once. That costs no extra request when
+ *   jobs are selected (jobs start from `start_date` anyway), and re-emits workflows by key.
+ * - Otherwise `currently_syncing` is dropped: pipelines bookmarks are written only after every
+ *   project's pipelines were read, and a stop in the jobs stream (full table) changes nothing here.
  *
  * Pure; `note` receives what a user should be told (a log line).
  */
@@ -59,12 +67,23 @@ export function migratePipelines(map: Record<string, unknown>): StreamState {
 }
 
 /**
- * tap-circle-ci's per-pipeline workflows map → one cursor per project of `pipelines` (the
- * engine's pipelines state, whatever format it came in). Empty when the map holds no bookmark.
+ * Whether tap-circle-ci stopped inside its workflows stream, so some projects' workflows were not
+ * read since the pipelines bookmarks were written. `raw` is the whole state file.
  */
-export function migrateWorkflows(map: Record<string, unknown>, pipelines: StreamState): StreamState {
+export function stoppedInWorkflows(raw: unknown): boolean {
+  if (!isObject(raw)) return false;
+  const workflows = isObject(raw.bookmarks) ? raw.bookmarks.workflows : undefined;
+  return raw.currently_syncing === 'workflows' || (isObject(workflows) && typeof workflows.currently_syncing === 'string');
+}
+
+/**
+ * tap-circle-ci's per-pipeline workflows map → one cursor per project of `pipelines` (the
+ * engine's pipelines state, whatever format it came in). Empty when the map holds no bookmark,
+ * or when the run that wrote it stopped inside its workflows stream (see stoppedInWorkflows).
+ */
+export function migrateWorkflows(map: Record<string, unknown>, pipelines: StreamState, stopped = false): StreamState {
   const times = timestamps(map).map(([id, v]) => checkTime('workflows', id, v));
-  if (!times.length) return {};
+  if (!times.length || stopped) return {};
   const newest = Math.max(...times);
   const out: StreamState = {};
   for (const [slug, cursor] of Object.entries(pipelines)) {
@@ -92,12 +111,16 @@ export function migrateTapCircleCiState(raw: unknown, note?: (message: string) =
   const pipelines = isObject(bookmarks.pipelines) ? migratePipelines(bookmarks.pipelines) : {};
   if (Object.keys(pipelines).length) state.pipelines = pipelines;
   const legacyWorkflows = isObject(bookmarks.workflows) ? timestamps(bookmarks.workflows).length : 0;
-  const workflows = isObject(bookmarks.workflows) ? migrateWorkflows(bookmarks.workflows, pipelines) : {};
+  const stopped = stoppedInWorkflows(raw);
+  const workflows = isObject(bookmarks.workflows) ? migrateWorkflows(bookmarks.workflows, pipelines, stopped) : {};
   if (Object.keys(workflows).length) state.workflows = workflows;
 
   note?.(
     `State from tap-circle-ci detected: pipelines bookmarks of ${Object.keys(pipelines).length} project(s) kept as they are. ` +
-      (legacyWorkflows
+      (stopped
+        ? 'Its last run was stopped while it read workflows, and its workflows bookmarks (per pipeline id) do not say which projects it had finished, ' +
+          'so workflows start from start_date for every project, once (records already loaded are re-sent with the same keys). '
+        : legacyWorkflows
         ? `Its ${legacyWorkflows} workflows bookmarks are per pipeline id and name no project, so each project's workflows cursor is ` +
           `the earlier of its pipelines bookmark and the newest workflows bookmark (${Object.keys(workflows).length} project(s)); ` +
           'workflows still running at tap-circle-ci\'s last run keep the status it saw. '

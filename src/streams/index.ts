@@ -19,10 +19,7 @@ const CHILDREN = new Map(STREAMS.map((s) => [s.name, STREAMS.filter((c) => c.par
 export const childrenOf = (name: string): StreamDeclaration[] => CHILDREN.get(name) ?? [];
 
 const below = (s: StreamDeclaration): StreamDeclaration[] => [s, ...childrenOf(s.name).flatMap(below)];
-const carriers = (s: StreamDeclaration): StreamDeclaration[] =>
-  childrenOf(s.name).filter((c) => c.cursorFromParent).flatMap((c) => [c, ...carriers(c)]);
 const SUBTREE = new Map(STREAMS.map((s) => [s, below(s)]));
-const HEIRS = new Map(STREAMS.map((s) => [s, carriers(s)]));
 const TREE = new Set(below(TREE_ROOT));
 
 /** A stream and everything below it. */
@@ -31,5 +28,3 @@ export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => SUBTREE.
 /** Streams read while walking the pipeline list: they checkpoint per pipeline and can resume. */
 export const inTree = (s: StreamDeclaration): boolean => TREE.has(s);
 
-/** The streams whose records carry this stream's cursor (jobs, details and tests carry their workflow's). */
-export const heirsOf = (s: StreamDeclaration): StreamDeclaration[] => HEIRS.get(s) ?? carriers(s);

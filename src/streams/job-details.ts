@@ -1,5 +1,5 @@
-import { slugPath } from '../circleci/client.js';
-import { timeOf } from '../sync/cursors.js';
+import { slugPath } from '../slug-path.js';
+import { timeOf } from '../time.js';
 import { loadSchema, type StreamDeclaration } from './stream.js';
 import { jobProjectSlug, numberedBuild } from './job-children.js';
 
@@ -19,6 +19,12 @@ export const jobDetails: StreamDeclaration = {
   path: (ctx) => `/project/${slugPath(ctx.project)}/job/${Number(ctx.job?.job_number)}`,
   // Final once the job stopped and it sits in this workflow: only a newer workflow changes it.
   settledAt: (ctx) => Math.max(timeOf(ctx.job?.stopped_at), timeOf(ctx.workflow?.created_at)),
+  // A job a "rerun from failed" adopted is listed by both workflows; its details name the newer
+  // one (latest_workflow), and are emitted there only. Details that name none are kept anywhere.
+  keep: (details, ctx) => {
+    const latest = (details.latest_workflow as { id?: unknown } | null | undefined)?.id;
+    return typeof latest !== 'string' || latest === ctx.workflow?.id;
+  },
   decorate: (details, ctx) => ({
     ...details,
     _project_slug: jobProjectSlug(ctx),

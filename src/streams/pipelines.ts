@@ -1,4 +1,4 @@
-import { slugPath } from '../circleci/client.js';
+import { slugPath } from '../slug-path.js';
 import { loadSchema, type StreamDeclaration } from './stream.js';
 
 export const pipelines: StreamDeclaration = {

@@ -58,6 +58,12 @@ export interface StreamDeclaration {
    */
   decorate?(item: Json, ctx: Context, list: Map<string, number>): Json;
   /**
+   * One record per key per read: a record listed under several parents (a job's details, under
+   * each workflow that lists the job) is emitted under one of them only, the one an incremental
+   * sync would keep. False: this copy is not the one.
+   */
+  keep?(record: Json, ctx: Context): boolean;
+  /**
    * Records that may still change (non-terminal workflows). An incremental cursor is held at the
    * oldest of them inside the lookback window, so a later sync re-reads them.
    */

@@ -1,5 +1,5 @@
-import { slugPath } from '../circleci/client.js';
-import { timeOf } from '../sync/cursors.js';
+import { slugPath } from '../slug-path.js';
+import { timeOf } from '../time.js';
 import { jobProjectSlug, jobStopped, numberedBuild } from './job-children.js';
 import { loadSchema, type Context, type StreamDeclaration } from './stream.js';
 

@@ -1,10 +1,12 @@
 import { CircleCIClient, HttpError, StoppedError } from '../circleci/client.js';
-import { projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
+import { PROJECT_NOT_FOUND, projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Config } from '../config.js';
-import { type ConnectorError, asConnectorError } from '../errors.js';
-import { STREAMS, TREE_ROOT, childrenOf, heirsOf, inTree, subtreeOf } from '../streams/index.js';
+import { ConnectorError, asConnectorError } from '../errors.js';
+import { STREAMS, TREE_ROOT, childrenOf, inTree, subtreeOf } from '../streams/index.js';
+import { admitted, carriedBy, keepsSignpost, settled } from './carried.js';
 import { project, type Context, type Json, type JsonSchema, type StreamDeclaration } from '../streams/stream.js';
-import { DAY_MS, StreamCursor, cursorValue, horizon, signpost, timeOf } from './cursors.js';
+import { timeOf } from '../time.js';
+import { DAY_MS, StreamCursor, cursorValue, horizon, signpost } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
 import type { ProjectCursor, StreamState, SyncState } from './state.js';
 
@@ -23,6 +25,8 @@ export interface SyncSink {
   record(stream: string, data: Json): void | Promise<void>;
   /** The stream's whole state, after every record it covers; `recordCount` since its previous checkpoint. */
   checkpoint(stream: string, state: StreamState, recordCount: number): void | Promise<void>;
+  /** A round of checkpoints is complete (a face that writes one state for every stream writes it now). */
+  checkpointed?(): void | Promise<void>;
   log(level: LogLevel, message: string): void | Promise<void>;
   status(stream: string, status: StreamStatus): void | Promise<void>;
   /** The token is rate limited: every request waits until `untilMs` (epoch ms). */
@@ -39,10 +43,17 @@ export interface CrawlOptions {
   signal?: AbortSignal;
   /** Checkpoint an unfinished project after this many more synced pipelines (default 100). */
   checkpointEvery?: number;
+  /** Projects found by discovery: one that has gone since (404) is a WARN, not a failed sync. */
+  discovered?: ReadonlySet<string>;
 }
 
 const INF = Number.POSITIVE_INFINITY;
+/** The longest a read goes without writing progress it has saved (see `crawl`). */
+const ROUND_MS = 5 * 60_000;
 const iso = (t: number) => new Date(t).toISOString();
+/** CircleCI's shortest data retention (Free plan): below older pipelines, a 404 means expired. */
+export const RETENTION_MS = 90 * DAY_MS;
+const ageOf = (ms: number) => (ms >= DAY_MS ? `${Math.floor(ms / DAY_MS)} days` : `${Math.max(1, Math.round(ms / 3_600_000))} hours`);
 
 /** One selected stream in one project: its declaration, what to project onto, its cursor arithmetic. */
 interface Plan {
@@ -56,6 +67,11 @@ interface Plan {
  * list (newest first) down to the scan floor, and below each pipeline its workflows, their jobs
  * and the jobs' details and test results, concurrently under the client's global limit. A project's cursors are checkpointed once all of its records are out;
  * while it runs, resume markers record the pipelines already completed.
+ *
+ * Checkpoints are paced: every stream's STATE holds every project, so writing it whenever a
+ * project finishes would make one read's STATE grow with the square of the projects. The state
+ * is written when a tenth of the projects have saved progress since the last write, or
+ * ROUND_MS has passed, and always at the end (or the stop) of the read.
  */
 export async function crawl(opts: CrawlOptions): Promise<void> {
   const { config, sink, selection } = opts;
@@ -82,33 +98,64 @@ export async function crawl(opts: CrawlOptions): Promise<void> {
     await sink.checkpoint(stream, value, counts.get(stream) ?? 0);
     counts.set(stream, 0);
   };
-  /** Puts a project's cursors (final, or with a resume marker) into the state and checkpoints them. */
+  const every = Math.max(1, Math.ceil(config.projectSlugs.length / 10));
+  const changed = new Set<string>();
+  let saves = 0;
+  let lastRound = Date.now();
+  /** Writes the streams whose state changed, if the progress or the time since the last round justifies it. */
+  const round = async (force: boolean) => {
+    if (!changed.size || (!force && saves < every && Date.now() - lastRound < ROUND_MS)) return;
+    saves = 0;
+    lastRound = Date.now();
+    for (const stream of [...changed]) {
+      changed.delete(stream);
+      await checkpoint(stream);
+    }
+    await sink.checkpointed?.();
+  };
+  /** Puts a project's cursors (final, or with a resume marker) into the state; written by the next round. */
   const save = async (slug: string, cursors: Map<string, ProjectCursor | undefined>) => {
     for (const [stream, cursor] of cursors) {
       const streamState = (state[stream] ??= {});
       if (cursor) streamState[slug] = cursor;
       else delete streamState[slug];
-      await checkpoint(stream);
+      changed.add(stream);
     }
+    saves++;
+    await round(false);
   };
 
   for (const s of selected) await sink.status(s.name, 'STARTED');
   const failures: ConnectorError[] = [];
-  await Promise.all(
-    config.projectSlugs.map(async (slug) => {
-      const crawler = new ProjectCrawl(slug, opts, emit, (c) => save(slug, c));
-      try {
-        await crawler.run();
-        await save(slug, crawler.cursors(false));
-      } catch (e) {
-        if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
-        // What completed before a failure or a stop is kept, so the next sync resumes after it.
-        if (crawler.resumable) await save(slug, crawler.cursors(true));
+  const syncProject = async (slug: string) => {
+    const crawler = new ProjectCrawl(slug, opts, emit, (c) => save(slug, c));
+    try {
+      await crawler.run();
+      await save(slug, crawler.cursors(false));
+    } catch (e) {
+      if (opts.discovered?.has(slug) && e instanceof ConnectorError && e.internal === PROJECT_NOT_FOUND) {
+        await sink.log('WARN', `${slug}: discovered, but gone by the time it was read (404); skipped, its state is kept.`);
+        return;
       }
+      if (!(e instanceof StoppedError)) failures.push(asConnectorError(e));
+      // What completed before a failure or a stop is kept, so the next sync resumes after it.
+      if (crawler.resumable) await save(slug, crawler.cursors(true));
+    }
+  };
+  // A bounded number of projects at once, the next starting as one ends: memory stays flat with
+  // hundreds of projects, and there is still enough work to keep every request slot busy.
+  const queue = [...config.projectSlugs];
+  const workers = Math.min(queue.length, Math.max(8, config.maxConcurrency * 2));
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      for (let slug = queue.shift(); slug !== undefined && !opts.signal?.aborted; slug = queue.shift()) await syncProject(slug);
     }),
   );
+  // What was saved and not yet written goes out now, whether the read ends or stops.
+  await round(true);
   if (opts.signal?.aborted) return;
   for (const s of selected) await checkpoint(s.name);
+  await sink.checkpointed?.();
   for (const s of selected) await sink.status(s.name, failures.length ? 'INCOMPLETE' : 'COMPLETE');
   if (failures.length) {
     if (failures.length > 1) await sink.log('ERROR', `${failures.length} projects failed: ${failures.map((f) => f.message).join(' | ')}`);
@@ -125,6 +172,8 @@ class ProjectCrawl {
   private pipelinesResumed = 0;
   private pages = 0;
   private expired = 0;
+  /** 404s on data that should exist, asked again by the next sync. */
+  private missed = 0;
   /** Child requests not made: an earlier sync read what they answer in its final form. */
   private settled = 0;
   private lastSaved = 0;
@@ -154,7 +203,7 @@ class ProjectCrawl {
         incremental: sel.mode === 'incremental',
         startDate: this.start,
         lookbackMs: this.lookback,
-        keepSignpost: !!stream.settledAt,
+        keepSignpost: keepsSignpost(stream),
       };
       const cursor = new StreamCursor(settings, opts.state[stream.name]?.[this.slug]);
       this.plans.set(stream.name, { stream, schema: sel.schema ?? stream.schema, cursor });
@@ -217,6 +266,7 @@ class ProjectCrawl {
         `${Number.isFinite(this.scanFloor) ? ` back to ${iso(Math.max(this.scanFloor, 0))}` : ''} in ${this.pages} pages` +
         `${this.pipelinesResumed ? ` (${this.pipelinesResumed} already synced by an interrupted sync)` : ''}, ` +
         `emitted ${emitted}${this.expired ? `, skipped ${this.expired} expired lists (404)` : ''}` +
+        `${this.missed ? `, ${this.missed} lists answered 404 and are asked again next sync` : ''}` +
         `${this.settled ? `, did not ask again for ${this.settled} job details or test results an earlier sync read final` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   }
@@ -254,7 +304,7 @@ class ProjectCrawl {
       // The pipeline list goes first (priority 0) so work never runs dry; then the children of the
       // pipelines listed earliest, so the completed run (and with it the checkpoints) keeps up.
       const list = new Map<string, number>();
-      for await (const items of this.batches(stream, ctx, slot?.seq ?? 0)) {
+      for await (const items of this.batches(stream, ctx, slot?.seq ?? 0, pipelineTime)) {
         this.pages++;
         if (this.opts.signal?.aborted) throw new StoppedError();
         if (this.failure && !isRoot) return;
@@ -280,20 +330,45 @@ class ProjectCrawl {
       }
     } catch (e) {
       if (e instanceof StoppedError) throw e;
-      // Retention: an old pipeline can still be listed while its children are gone.
-      if (!isRoot && e instanceof HttpError && e.status === 404) {
-        this.expired++;
-        await this.opts.sink.log('WARN', `${this.slug}: skipped GET ${e.endpoint}: 404, the data has expired or is not accessible.`);
-        return;
-      }
+      if (!isRoot && e instanceof HttpError && e.status === 404) return this.notFound(stream, ctx, pipelineTime!, e);
       throw e;
     }
   }
 
-  /** A list's pages, or the one object a single-object endpoint answers. */
-  private async *batches(stream: StreamDeclaration, ctx: Context, priority: number): AsyncGenerator<unknown[]> {
-    if (stream.single) yield [await this.opts.client.get(stream.path(ctx), {}, priority)];
-    else yield* this.opts.client.pages(stream.path(ctx), {}, priority);
+  /**
+   * A child answered 404 (after the retries `batches` asked for). Below a pipeline older than the
+   * shortest retention, the data has expired: skipped. Younger, it should exist: it is followed
+   * like unfinished work (the next sync asks again) while that lasts, and skipped after.
+   */
+  private async notFound(stream: StreamDeclaration, ctx: Context, pipelineTime: number, e: HttpError): Promise<void> {
+    const now = this.syncStart();
+    if (pipelineTime >= now - RETENTION_MS) {
+      const value = Number.isFinite(timeOf(ctx.workflow?.created_at)) ? timeOf(ctx.workflow?.created_at) : pipelineTime;
+      const request = stream.path(ctx);
+      let followed = false;
+      for (const s of subtreeOf(stream)) {
+        const plan = this.plans.get(s.name);
+        if (plan && plan.cursor.missed(value, pipelineTime, horizon(now, this.lookback), s === stream ? request : undefined)) followed = true;
+      }
+      if (followed) {
+        this.missed++;
+        await this.opts.sink.log('WARN', `${this.slug}: GET ${e.endpoint} answered 404 for data that should exist (its pipeline is ${ageOf(now - pipelineTime)} old); the next sync asks again.`);
+        return;
+      }
+    }
+    this.expired++;
+    await this.opts.sink.log('WARN', `${this.slug}: skipped GET ${e.endpoint}: 404, the data has expired or is not accessible.`);
+  }
+
+  /**
+   * A list's pages, or the one object a single-object endpoint answers. Below a pipeline younger
+   * than the shortest retention the data should exist, so a 404 there is asked again (CircleCI
+   * answers some during incidents).
+   */
+  private async *batches(stream: StreamDeclaration, ctx: Context, priority: number, pipelineTime = INF): AsyncGenerator<unknown[]> {
+    const opts = { mustExist: pipelineTime >= this.syncStart() - RETENTION_MS };
+    if (stream.single) yield [await this.opts.client.get(stream.path(ctx), {}, priority, opts)];
+    else yield* this.opts.client.pages(stream.path(ctx), {}, priority, opts);
   }
 
   private async visit(stream: StreamDeclaration, item: Json, ctx: Context, slot: PipelineSlot, pipelineTime: number): Promise<void> {
@@ -301,12 +376,16 @@ class ProjectCrawl {
     if (plan && pipelineTime >= this.start && this.needs(plan, slot)) {
       // A child that carries its parent's cursor was admitted with that parent.
       const wanted = stream.cursorFromParent ? !!ctx.admitted?.has(stream.name) : this.accept(plan, stream, item, pipelineTime);
-      if (wanted) await this.emit(plan, item);
+      if (wanted && (stream.keep?.(item, ctx) ?? true)) await this.emit(plan, item);
     }
     // A copy: what is decided below this record (admitted) must not leak to its siblings.
     const childCtx: Context = stream.contextKey ? { ...ctx, [stream.contextKey]: item } : { ...ctx };
-    const heirs = stream.cursorFromParent ? [] : heirsOf(stream);
-    if (heirs.length) childCtx.admitted = new Set(heirs.filter((h) => this.admits(h, stream, item, slot, pipelineTime)).map((h) => h.name));
+    const carried = stream.cursorFromParent ? [] : carriedBy(stream);
+    if (carried.length) {
+      const owner = { value: this.cursorOf(stream, item), mayChange: stream.mayChange?.(item) ?? false, pipelineTime, pipelineNumber: slot.number };
+      const hz = horizon(this.syncStart(), this.lookback);
+      childCtx.admitted = new Set(carried.filter((c) => this.plans.has(c.name) && admitted(this.plans.get(c.name)!.cursor, owner, hz)).map((c) => c.name));
+    }
     for (const child of childrenOf(stream.name)) {
       if (!this.subtreeNeeds(child, slot, pipelineTime)) continue;
       if (child.cursorFromParent && !subtreeOf(child).some((s) => childCtx.admitted?.has(s.name))) continue;
@@ -315,26 +394,23 @@ class ProjectCrawl {
     }
   }
 
-  /** Whether the records of `heir` below this record of `owner` (whose cursor they carry) are to be emitted. */
-  private admits(heir: StreamDeclaration, owner: StreamDeclaration, item: Json, slot: PipelineSlot, pipelineTime: number): boolean {
-    const plan = this.plans.get(heir.name);
-    return !!plan && pipelineTime >= plan.cursor.floor && this.needs(plan, slot) && this.accept(plan, owner, item, pipelineTime);
-  }
-
   /** A child that has nothing for this parent, or whose records here an earlier sync read final, costs no request. */
   private worthAsking(child: StreamDeclaration, ctx: Context): boolean {
     if (child.wants && !child.wants(ctx)) return false;
     const plan = this.plans.get(child.name);
-    if (!child.settledAt || !plan || child.settledAt(ctx) >= plan.cursor.seenUntil) return true;
+    if (!plan || !settled(child, plan.cursor, ctx)) return true;
     this.settled++;
     return false;
   }
 
   /** A record's cursor, as its stream's cursor arithmetic sees it: true when it is to be emitted. */
   private accept(plan: Plan, decl: StreamDeclaration, item: Json, pipelineTime: number): boolean {
-    const value = decl.cursorField ? cursorValue(item, decl.cursorField) : 0;
     const mayChange = decl.mayChange?.(item) ?? false;
-    return plan.cursor.accept(value, pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
+    return plan.cursor.accept(this.cursorOf(decl, item), pipelineTime, mayChange, horizon(this.syncStart(), this.lookback));
+  }
+
+  private cursorOf(decl: StreamDeclaration, item: Json): number {
+    return decl.cursorField ? cursorValue(item, decl.cursorField) : 0;
   }
 
   private async emit(plan: Plan, item: Json): Promise<void> {
@@ -343,7 +419,11 @@ class ProjectCrawl {
   }
 
   private spawn(slot: PipelineSlot, task: () => Promise<void>): void {
-    if (this.opts.signal?.aborted) return;
+    // Stopped before this child list was asked for: its pipeline must not be claimed as synced.
+    if (this.opts.signal?.aborted) {
+      slot.incomplete = true;
+      return;
+    }
     slot.pending++;
     const p: Promise<void> = task()
       .catch((e) => {

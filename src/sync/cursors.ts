@@ -1,3 +1,4 @@
+import { timeOf } from '../time.js';
 import type { ProjectCursor, ResumeMarker } from './state.js';
 
 /**
@@ -12,8 +13,11 @@ import type { ProjectCursor, ResumeMarker } from './state.js';
  * - `signpost`: the sync's start by CircleCI's clock minus a margin, when records newer than that
  *   were emitted: what changed while the sync ran may have been missed, so the next sync emits
  *   again from here;
- * - `unfinished_from` / `rescan_from`: the oldest record that may still change (inside the
- *   lookback horizon) and its pipeline, so its final state is read again.
+ * - `unfinished_from` / `rescan_from`: the oldest record that may still change (followed for
+ *   the lookback or UNFINISHED_FOLLOW_MS, whichever is longer) and its pipeline, so its final
+ *   state is read again; a list that answered 404 for data that should exist counts as such;
+ * - `retry`: those 404 requests themselves, asked again by the next sync even where what they
+ *   answer had settled before it looked.
  *
  * Rules (the tests in test/unit-cursors.test.ts hold the module to them):
  * - Emit a record whose cursor value is at or after the threshold: the oldest of the cursor,
@@ -33,12 +37,6 @@ export const SIGNPOST_MARGIN_MS = 5 * 60_000;
 
 const INF = Number.POSITIVE_INFINITY;
 
-/** Epoch ms of an API timestamp; a missing or odd one sorts as "now or later", so it is never dropped. */
-export const timeOf = (v: unknown): number => {
-  const t = typeof v === 'string' ? Date.parse(v) : NaN;
-  return Number.isNaN(t) ? INF : t;
-};
-
 /** A record's cursor value; a record without one (a pipeline without updated_at) counts from its created_at. */
 export const cursorValue = (record: Record<string, unknown>, field: string): number => {
   const own = timeOf(record[field]);
@@ -50,7 +48,7 @@ export const signpost = (syncStart: number): number => syncStart - SIGNPOST_MARG
 
 const iso = (t: number) => new Date(t).toISOString();
 const isoIfFinite = (t: number | undefined) => (t !== undefined && Number.isFinite(t) ? iso(t) : undefined);
-const timeIn = (v: string | ResumeMarker | undefined) => (typeof v === 'string' ? Date.parse(v) : undefined);
+const timeIn = (v: unknown) => (typeof v === 'string' ? Date.parse(v) : undefined);
 const minOf = (a: number | undefined, b: number) => (a === undefined ? b : Math.min(a, b));
 
 export interface CursorSettings {
@@ -93,6 +91,11 @@ export class StreamCursor {
   private max?: number;
   private oldestOpen?: number;
   private oldestOpenPipeline?: number;
+  /** Requests the previous sync missed (404 on data that should exist): never taken as read final. */
+  private readonly retrySaved: ReadonlySet<string>;
+  /** Requests this sync missed, and the oldest parent below which it missed whole lists. */
+  private readonly retryNow = new Set<string>();
+  private unseen?: number;
 
   constructor(
     private readonly settings: CursorSettings,
@@ -112,6 +115,9 @@ export class StreamCursor {
     this.floor = incremental ? Math.max(startDate, Math.min(newest - lookbackMs, rescanFrom)) : startDate;
     const skip = saved?.resume;
     this.skip = skip;
+    this.retrySaved = new Set(incremental ? (saved?.retry ?? []) : []);
+    for (const r of skip?.retry ?? []) this.retryNow.add(r);
+    this.unseen = timeIn(skip?.unseen);
     if (skip && field) {
       // What the interrupted sync had already emitted still counts towards the next cursor.
       this.max = timeIn(skip.max);
@@ -139,6 +145,30 @@ export class StreamCursor {
       this.oldestOpen = minOf(this.oldestOpen, value);
       this.oldestOpenPipeline = minOf(this.oldestOpenPipeline, pipelineTime);
     }
+    return true;
+  }
+
+  /**
+   * Whether an earlier sync read what this request answers in its final form (it settled at
+   * `settledAt`, before that sync looked), so it need not be asked again.
+   */
+  readFinal(settledAt: number, request: string): boolean {
+    return settledAt < this.seenUntil && !this.retrySaved.has(request);
+  }
+
+  /**
+   * A request for data that should exist answered 404 even after retries. `value` is the cursor
+   * value of the records it would have answered (their workflow's created_at, or their pipeline's).
+   * Followed like unfinished work while `value` is inside the horizon: the next sync emits again
+   * from it and asks this `request` again (below it, lists it could not see are asked again as if
+   * nothing had settled: `request` undefined). False: too old to follow, it counts as gone.
+   */
+  missed(value: number, pipelineTime: number, horizon: number, request?: string): boolean {
+    if (!(value >= horizon)) return false;
+    this.oldestOpen = minOf(this.oldestOpen, value);
+    this.oldestOpenPipeline = minOf(this.oldestOpenPipeline, pipelineTime);
+    if (request !== undefined) this.retryNow.add(request);
+    else this.unseen = minOf(this.unseen, value);
     return true;
   }
 
@@ -171,6 +201,9 @@ export class StreamCursor {
       cursor.unfinished_from = iso(this.oldestOpen);
       if (this.oldestOpenPipeline !== undefined && Number.isFinite(this.oldestOpenPipeline)) cursor.rescan_from = iso(this.oldestOpenPipeline);
     }
+    // Below a missed list, what settled was not seen: the next sync asks it again from there.
+    if (this.unseen !== undefined && Number.isFinite(this.unseen)) cursor.signpost = iso(Math.min(timeIn(cursor.signpost) ?? INF, this.unseen - 1));
+    if (this.retryNow.size) cursor.retry = [...this.retryNow].sort();
     return cursor;
   }
 
@@ -190,8 +223,10 @@ export class StreamCursor {
         open: isoIfFinite(this.oldestOpen),
         open_pipeline: isoIfFinite(this.oldestOpenPipeline),
         cap: isoIfFinite(this.bound(sign)),
+        unseen: isoIfFinite(this.unseen),
       };
       for (const [k, v] of Object.entries(extra)) if (v !== undefined) resume[k as keyof typeof extra] = v;
+      if (this.retryNow.size) resume.retry = [...this.retryNow].sort();
     }
     const kept: ProjectCursor = { ...this.saved };
     delete kept.resume;
@@ -199,5 +234,17 @@ export class StreamCursor {
   }
 }
 
-/** The oldest time whose changes a sync still looks for: `now` (CircleCI's clock) minus the lookback. */
-export const horizon = (now: number, lookbackMs: number): number => now - lookbackMs;
+/**
+ * How long a workflow that was still running, failing or on hold when read is followed (read again
+ * on every sync until it finishes), whatever `lookback_days` says: the lookback bounds how far back
+ * reruns are looked for, not unfinished work. Older unfinished work (an approval left on hold for
+ * weeks) is not followed; a full refresh reads it. Seven days is the default lookback, so the
+ * default's cost is what it was.
+ */
+export const UNFINISHED_FOLLOW_MS = 7 * DAY_MS;
+
+/**
+ * The oldest creation time of an unfinished record that is still followed: `now` (CircleCI's
+ * clock) minus the lookback, or minus UNFINISHED_FOLLOW_MS when the lookback is shorter.
+ */
+export const horizon = (now: number, lookbackMs: number): number => now - Math.max(lookbackMs, UNFINISHED_FOLLOW_MS);

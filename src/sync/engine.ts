@@ -3,8 +3,10 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { configError } from '../errors.js';
 import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
-import { slugPath } from '../circleci/client.js';
+import { slugPath } from '../slug-path.js';
+import { discoverProjects } from '../circleci/organizations.js';
 import { crawl, type Selection, type SyncSink } from './crawler.js';
+import { outOfScope, selectProjects } from './projects.js';
 import type { SyncState } from './state.js';
 
 /** What both faces share: building the client, checking a connection, running a sync. */
@@ -15,7 +17,7 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
     baseUrl: config.baseUrl,
     token: config.token,
     maxConcurrency: config.maxConcurrency,
-    policy,
+    policy: { ...policy, ...config.retryTiming },
     signal,
     onRetry: (e: RetryEvent) =>
       void sink?.log(
@@ -32,14 +34,17 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
 }
 
 /** `check` must answer quickly: a few tries, not the sync's patience. */
-const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: Math.min(DEFAULT_RETRY_POLICY.timeoutMs, 30_000) };
+const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: 30_000 };
 
 /** GET /me, then every project; throws a config error naming what is wrong. */
 export async function checkConnection(config: Config): Promise<void> {
   const client = makeClient(config, undefined, CHECK_POLICY);
   if (!(await tokenAccepted(client))) throw tokenRejected();
-  const missing: string[] = [];
-  for (const slug of config.projectSlugs) if (!(await projectExists(client, slug))) missing.push(slug);
+  // One discovery per organization (its projects are not probed one by one: they were just listed).
+  if (config.organizations.length) await discoverProjects(client, config.organizations);
+  // Concurrent (the client keeps max_concurrency in flight): hundreds of projects answer in seconds.
+  const found = await Promise.all(config.projectSlugs.map((slug) => projectExists(client, slug)));
+  const missing = config.projectSlugs.filter((_, i) => !found[i]);
   if (missing.length) {
     throw configError(
       `${missing.length === 1 ? 'Project' : 'Projects'} ${missing.map((s) => `"${s}"`).join(', ')} not found, or not accessible with this token ` +
@@ -47,6 +52,30 @@ export async function checkConnection(config: Config): Promise<void> {
         'Check the slugs in "project_slugs" (copy them from the project settings in CircleCI) and that the token\'s user follows the projects.',
     );
   }
+}
+
+/** The projects of this sync: listed and discovered, less the excluded, this connection's share. */
+async function projectsOf(config: Config, client: CircleCIClient, state: SyncState, sink: SyncSink) {
+  const discovery = config.organizations.length ? await discoverProjects(client, config.organizations) : { slugs: [], notes: [] };
+  for (const note of discovery.notes) await sink.log('INFO', note);
+  const projects = selectProjects(config, discovery.slugs);
+  if (config.organizations.length || config.partition || config.excludeProjects.length) {
+    await sink.log(
+      'INFO',
+      `Syncing ${projects.slugs.length} projects (${config.projectSlugs.length} listed, ${discovery.slugs.length} discovered` +
+        `${projects.excluded ? `, ${projects.excluded} excluded` : ''}${projects.elsewhere ? `, ${projects.elsewhere} in other partitions` : ''}).`,
+    );
+  }
+  // Discovering: a project the state knows that is neither found nor left out by choice has gone,
+  // or is no longer visible. Its state is kept (it may come back).
+  const now = new Set(projects.slugs);
+  const known = new Set(Object.values(state).flatMap((s) => Object.keys(s)));
+  for (const slug of config.organizations.length ? known : []) {
+    if (!now.has(slug) && !outOfScope(config, slug)) {
+      await sink.log('WARN', `${slug}: in the state but not found now (deleted, archived, or no longer visible to the token); not synced, its state is kept in case it comes back.`);
+    }
+  }
+  return projects;
 }
 
 export interface SyncOptions {
@@ -79,7 +108,8 @@ export async function runSync(config: Config, selection: Map<string, Selection>,
   if (opts.progress) tick();
   const ticker = opts.progress && setInterval(tick, 500).unref();
   try {
-    await crawl({ config, client, selection, state, sink: opts.progress ? counted : sink, signal: opts.signal });
+    const projects = await projectsOf(config, client, state, sink);
+    await crawl({ config: { ...config, projectSlugs: projects.slugs }, client, selection, state, sink: opts.progress ? counted : sink, signal: opts.signal, discovered: projects.discovered });
   } finally {
     if (ticker) clearInterval(ticker);
     await sink.log('INFO', `Sync finished after ${((Date.now() - started) / 1000).toFixed(1)} s and ${client.requests} requests.`);

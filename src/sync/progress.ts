@@ -11,6 +11,11 @@ export interface PipelineSlot {
   pending: number;
   /** The pipeline's own visit is over (its record is out, its children spawned). */
   visited: boolean;
+  /**
+   * Something below it was not fetched (the sync was stopped before a child list was asked for):
+   * the pipeline is never claimed as synced, so a resumed sync reads it again.
+   */
+  incomplete: boolean;
   done: boolean;
 }
 
@@ -27,14 +32,14 @@ export class Progress {
   constructor(private readonly onAdvance: () => void) {}
 
   add(number: number | undefined): PipelineSlot {
-    const slot: PipelineSlot = { number, seq: ++Progress.listed, pending: 0, visited: false, done: false };
+    const slot: PipelineSlot = { number, seq: ++Progress.listed, pending: 0, visited: false, incomplete: false, done: false };
     this.queue.push(slot);
     return slot;
   }
 
   /** Call when a visit ends or a child list is done; finishes the slot when nothing is pending. */
   settle(slot: PipelineSlot): void {
-    if (slot.done || !slot.visited || slot.pending > 0) return;
+    if (slot.done || slot.incomplete || !slot.visited || slot.pending > 0) return;
     slot.done = true;
     let advanced = false;
     while (this.queue[0]?.done) {
