@@ -118,24 +118,9 @@ def by_key(stream: str, records: Iterable[dict]) -> dict[str, dict]:
     return {key_of(stream, r): r for r in records}
 
 
-def rerun_tolerance(truth: dict[str, list[dict]]) -> dict[tuple[str, str], set]:
-    """KNOWN BUG, issue 17 item 4 (being fixed apart from these tests): a read emits the details of a
-    job listed by two workflows (a "rerun from failed") once per workflow, so a destination that keeps
-    the last write may keep the older workflow's _workflow_created_at. Until one record per key is
-    emitted, that one column of those rows may hold the created_at of any workflow listing the job.
-    Remove this (and its use) once the fix lands: the comparison is then exact again."""
-    listed: dict[str, set] = {}
-    for j in truth.get("jobs", []):
-        if j.get("job_number") is not None:
-            listed.setdefault(f"{j['project_slug']}|{j['job_number']}", set()).add(norm(j["_workflow_created_at"]))
-    return {(k, "_workflow_created_at"): v for k, v in listed.items() if len(v) > 1}
-
-
-def differences(stream: str, loaded: dict[str, dict], truth: list[dict], json_columns: set[str], ignore: Iterable[str], tolerated: dict[tuple[str, str], set] | None = None) -> list[str]:
+def differences(stream: str, loaded: dict[str, dict], truth: list[dict], json_columns: set[str], ignore: Iterable[str]) -> list[str]:
     """Where the loaded rows (by key) differ from the ground truth: missing or extra keys, and each
-    column that holds another value than the truth's (a column the truth lacks must be null).
-    `tolerated` (job_details only, see rerun_tolerance) names other values a column may hold."""
-    tolerated = tolerated or {}
+    column that holds another value than the truth's (a column the truth lacks must be null)."""
     expected = by_key(stream, truth)
     problems = [f"{stream} {k}: missing" for k in sorted(expected.keys() - loaded.keys())]
     problems += [f"{stream} {k}: not in the ground truth" for k in sorted(loaded.keys() - expected.keys())]
@@ -147,7 +132,7 @@ def differences(stream: str, loaded: dict[str, dict], truth: list[dict], json_co
                 continue
             if column in json_columns and isinstance(got, str):
                 got = json.loads(got)
-            if norm(got) != norm(want.get(column)) and norm(got) not in tolerated.get((k, column), ()):
+            if norm(got) != norm(want.get(column)):
                 problems.append(f"{stream} {k}.{column}: loaded {got!r}, truth {want.get(column)!r}")
         for column in want.keys() - row.keys():
             problems.append(f"{stream} {k}.{column}: no such column loaded")
