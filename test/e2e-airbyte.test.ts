@@ -263,6 +263,15 @@ describe('read', () => {
     expect(new Set(statesOf(r.messages).map((m) => m.state.stream.stream_descriptor.name))).toEqual(new Set(['pipelines', 'workflows']));
   });
 
+  test('projects asked for incrementally (PyAirbyte asks it of every stream) is read in full, as a stream without a cursor', async () => {
+    const catalog = configuredCatalog({ pipelines: 'incremental' });
+    catalog.streams.push({ ...configuredCatalog({ projects: 'full_refresh' }).streams[0], sync_mode: 'incremental', destination_sync_mode: 'overwrite' });
+    const r = await read(catalog);
+    expect(r.code).toBe(0);
+    expect(r.messages.filter((m) => m.type === 'TRACE' && m.trace.type === 'ERROR')).toEqual([]);
+    expectEqualToTruth('projects', byKey('projects', recordsOf(r.messages, 'projects')), world.groundTruth(startDate).projects as unknown as Message[]);
+  });
+
   test('a project that does not exist is a config_error naming the slug; the others are still synced', async () => {
     const config = configFor({ project_slugs: [world.projectSlugs()[0], 'gh/acme/nope'] });
     const r = await read(configuredCatalog({ pipelines: 'full_refresh' }), undefined, config);

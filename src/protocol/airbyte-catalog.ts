@@ -19,7 +19,10 @@ export function parseConfiguredCatalog(raw: unknown): Map<string, Selection> {
     if (!decl) {
       throw configError(`The catalog names an unknown stream "${name}"; this source has ${STREAMS.map((s) => s.name).join(', ')}. ${FIX}`);
     }
-    const mode = (entry as Record<string, unknown>).sync_mode;
+    const asked = (entry as Record<string, unknown>).sync_mode;
+    // A stream without a cursor (projects) asked for incrementally is read in full, as Airbyte's
+    // Python CDK does: PyAirbyte asks every stream for incremental, whatever it supports.
+    const mode = asked === 'incremental' && !decl.cursorField ? 'full_refresh' : asked;
     const supported: SyncMode[] = decl.cursorField ? ['full_refresh', 'incremental'] : ['full_refresh'];
     if (!supported.includes(mode as SyncMode)) {
       throw configError(`Stream "${name}" does not support sync_mode ${JSON.stringify(mode)}; use ${supported.join(' or ')}. ${FIX}`);
