@@ -13,12 +13,17 @@
  * - Jobs: {r:"jb", w: workflow id, o: offset}. A workflow's job list never changes length.
  * - Tests: {r:"ts", s: short slug, j: job number, o: offset}. A job's results are fixed once it ends.
  * A token that fails the check, or is used on another route/slug/branch/id: 404 {"message":"Not Found"}.
+ *
+ * Organization routes (same host and token; see orgRoutes.ts for their shapes):
+ * /api/v2/me/collaborations, /api/v3/orgs, /api/v3/projects (cloud only: 404 with `server`),
+ * /api/v1.1/projects (followed projects only).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Rng, hash32 } from './random.js';
 import { parseSlug, type World } from './world.js';
+import { orgRoutes } from './orgRoutes.js';
 
 export interface FaultOptions {
   rate500?: number;
@@ -89,9 +94,27 @@ export interface MockOptions {
    * each request is answered, so a sync spans the same world time on a fast or a loaded machine.
    */
   clockStepMs?: number;
+  /** CircleCI Server: every /api/v3/* answers 404 Not Found (v3 is cloud only); v1.1 and v2 work. */
+  server?: boolean;
+  /** How /me/collaborations spells the VCS key: 'vcs_type' (default, what clients read) or 'vcs-type' (the OpenAPI document). */
+  collaborationsKeyStyle?: 'vcs_type' | 'vcs-type';
+  /** Projects per page of /api/v3/projects when page[limit] is absent; default 20. */
+  v3PageSize?: number;
 }
 
-export type RouteName = 'me' | 'project' | 'pipelines' | 'workflows' | 'jobs' | 'jobDetails' | 'tests' | 'other';
+export type RouteName =
+  | 'me'
+  | 'project'
+  | 'pipelines'
+  | 'workflows'
+  | 'jobs'
+  | 'jobDetails'
+  | 'tests'
+  | 'collaborations'
+  | 'v3Orgs'
+  | 'v3Projects'
+  | 'v1Projects'
+  | 'other';
 
 export interface RequestLogEntry {
   method: string;
@@ -158,6 +181,10 @@ type Kind =
   | 'workflow'
   | 'jobList'
   | 'tests'
+  | 'collaborations'
+  | 'v3Orgs'
+  | 'v3Projects'
+  | 'v1Projects'
   | 'unknown';
 
 interface Match {
@@ -183,8 +210,13 @@ export function matchRoute(pathname: string): Match {
   } catch {
     return UNKNOWN;
   }
-  if (segs[0] !== 'api' || segs[1] !== 'v2') return UNKNOWN;
+  if (segs[0] !== 'api') return UNKNOWN;
+  if (segs[1] === 'v3' && segs.length === 3 && segs[2] === 'orgs') return { kind: 'v3Orgs', counter: 'v3Orgs', family: 'me' };
+  if (segs[1] === 'v3' && segs.length === 3 && segs[2] === 'projects') return { kind: 'v3Projects', counter: 'v3Projects', family: 'me' };
+  if (segs[1] === 'v1.1' && segs.length === 3 && segs[2] === 'projects') return { kind: 'v1Projects', counter: 'v1Projects', family: 'me' };
+  if (segs[1] !== 'v2') return UNKNOWN;
   const s = segs.slice(2);
+  if (s.length === 2 && s[0] === 'me' && s[1] === 'collaborations') return { kind: 'collaborations', counter: 'collaborations', family: 'me' };
   const isNumber = (x: string | undefined): boolean => x !== undefined && /^[0-9]{1,15}$/.test(x);
   if (s.length === 1 && s[0] === 'me') return { kind: 'me', counter: 'me', family: 'me' };
   if (s[0] === 'project' && s.length >= 4) {
@@ -208,7 +240,7 @@ export function matchRoute(pathname: string): Match {
   return UNKNOWN;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   body: string;
   contentType?: string;
@@ -380,10 +412,24 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         if (!jobs || expired(world.pipelineIdOfWorkflow(id))) return message(404, MSG.notFound);
         return offsetPage(jobs, jobPageSize, query.get('page-token'), { r: 'jb', w: id });
       }
+      case 'collaborations':
+        return json(200, orgs.collaborations());
+      case 'v3Orgs':
+        return orgs.v3Orgs(query);
+      case 'v3Projects':
+        return orgs.v3Projects(query);
+      case 'v1Projects':
+        return json(200, orgs.v1Projects());
       default:
         return message(404, MSG.notFound);
     }
   };
+  const orgs = orgRoutes(world, {
+    keyStyle: opts.collaborationsKeyStyle ?? 'vcs_type',
+    pageSize: Math.max(1, opts.v3PageSize ?? 20),
+    encode: encodeToken,
+    decode: decodeToken,
+  });
 
   // ----- auth and rate limit
 
@@ -458,7 +504,9 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     req.resume();
     const url = new URL(req.url ?? '/', 'http://mock.invalid');
-    const m = matchRoute(url.pathname);
+    let m = matchRoute(url.pathname);
+    // CircleCI Server has no API v3 at all: its paths are unknown there, token or not.
+    if (opts.server && /^\/api\/v3(\/|$)/.test(url.pathname)) m = { ...UNKNOWN, counter: m.counter };
     const send = (reply: Reply, extra: Record<string, string> = {}): void => {
       if (closing || res.destroyed) return;
       const headers: Record<string, string | number> = {
@@ -624,5 +672,5 @@ function rateHeaders(limit: number, remaining: number, resetSeconds: number): Re
 }
 
 function emptyRoutes(): Record<RouteName, number> {
-  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, other: 0 };
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, collaborations: 0, v3Orgs: 0, v3Projects: 0, v1Projects: 0, other: 0 };
 }

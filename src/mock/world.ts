@@ -36,6 +36,28 @@ export interface WorldOptions {
   pipelinesPerDay?: number;
   /** Default 6 (some workflows have this many jobs, more than the server's default job page size of 5). */
   maxJobsPerWorkflow?: number;
+  /**
+   * Short slug -> ISO time the project is created. Before it the project is in no list and its
+   * routes answer 404 Project not found; its pipelines start then (none before).
+   */
+  projectsCreated?: Record<string, string>;
+  /** Short slug -> ISO time from which the project is archived: gone from every list and route. */
+  archived?: Record<string, string>;
+  /** Slugs the token's user does not follow (v1.1 lists followed projects only; v3 lists them all). */
+  unfollowed?: string[];
+}
+
+/** An organization as the mock's org routes describe it. */
+export interface OrgInfo {
+  id: string;
+  slug: string;
+  name: string;
+  vcs_type: string;
+}
+
+/** `count` project slugs `<org>/service-<i>` (i from 1): an organization of many small projects. */
+export function serviceSlugs(count: number, org = 'gh/acme'): string[] {
+  return Array.from({ length: count }, (_, i) => `${org}/service-${i + 1}`);
 }
 
 /** An item of GET /project/{slug}/{job-number}/tests, keys in the API's order. */
@@ -213,6 +235,10 @@ interface ProjectState {
   /** Pipelines in ascending number (= created_at) order; numbers are contiguous. */
   recs: PipelineRec[];
   byBranch: Map<string, PipelineRec[]>;
+  /** Visible from createdMs (inclusive) until archivedMs (exclusive); -Infinity / Infinity by default. */
+  createdMs: number;
+  archivedMs: number;
+  followed: boolean;
   firstNumber: number;
   /** Arrival process for pipelines after the initial clock. */
   fwd: Rng;
@@ -462,6 +488,21 @@ export class World {
       this.projects.push(project);
       this.projectByKey.set(slugKey(parsed), project);
     });
+    // Lifecycle options name projects by slug (any alias form); an unknown slug is a test's typo.
+    const lookup = (raw: string, option: string): ProjectState => {
+      const parsed = parseSlug(raw);
+      const p = parsed && this.projectByKey.get(slugKey(parsed));
+      if (!p) throw new Error(`World: ${option} names ${JSON.stringify(raw)}, which is not in projects`);
+      return p;
+    };
+    const time = (iso: string, option: string): number => {
+      const ms = Date.parse(iso);
+      if (Number.isNaN(ms)) throw new Error(`World: ${option} needs ISO times, got ${JSON.stringify(iso)}`);
+      return ms;
+    };
+    for (const [slug, iso] of Object.entries(opts.projectsCreated ?? {})) lookup(slug, 'projectsCreated').createdMs = time(iso, 'projectsCreated');
+    for (const [slug, iso] of Object.entries(opts.archived ?? {})) lookup(slug, 'archived').archivedMs = time(iso, 'archived');
+    for (const slug of opts.unfollowed ?? []) lookup(slug, 'unfollowed').followed = false;
     for (const project of this.projects) this.generateHistory(project);
   }
 
@@ -476,7 +517,8 @@ export class World {
     if (!(ms >= 0)) throw new Error('World.advance: ms must be >= 0');
     this.clock += ms;
     for (const p of this.projects) {
-      while (p.nextArrivalMs <= this.clock) {
+      // An archived project takes no new pipelines.
+      while (p.nextArrivalMs <= this.clock && p.nextArrivalMs < p.archivedMs) {
         const last = p.recs[p.recs.length - 1];
         this.addPipeline(p, last ? last.number + 1 : p.firstNumber, p.nextArrivalMs, undefined);
         p.nextArrivalMs += this.gap(p.fwd);
@@ -486,8 +528,38 @@ export class World {
 
   // ----- projects and user
 
+  /** Every project the world was built with, visible now or not. */
   projectSlugs(): string[] {
     return this.projects.map((p) => p.slug);
+  }
+
+  /** Whether a project exists at `at` (created, not archived). */
+  private visible(p: ProjectState, at = this.clock): boolean {
+    return at >= p.createdMs && at < p.archivedMs;
+  }
+
+  /** The organizations of the world's projects (visible or not), in order of first appearance; ids equal the projects' organization_id. */
+  organizations(): OrgInfo[] {
+    const out = new Map<string, OrgInfo>();
+    const vcsType = { gh: 'github', bb: 'bitbucket', circleci: 'circleci' } as const;
+    for (const p of this.projects) {
+      const { organization_id: id, organization_slug: slug, organization_name: name } = p.payload;
+      if (!out.has(id)) out.set(id, { id, slug, name, vcs_type: vcsType[p.parsed.vcs] });
+    }
+    return [...out.values()];
+  }
+
+  /** The projects of an organization visible at `at` (default: the clock), by name then slug (a stable order to page on). */
+  orgProjects(orgId: string, at: Date = this.now()): ProjectPayload[] {
+    return this.projects
+      .filter((p) => p.payload.organization_id === orgId && this.visible(p, at.getTime()))
+      .map((p) => structuredClone(p.payload))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
+  }
+
+  /** The visible projects the token's user follows (what v1.1 lists), in the world's order. */
+  followedProjects(): ProjectPayload[] {
+    return this.projects.filter((p) => p.followed && this.visible(p)).map((p) => structuredClone(p.payload));
   }
 
   /** The short-form slug of a known project (any alias form accepted), else undefined. */
@@ -556,7 +628,7 @@ export class World {
 
   pipeline(id: string): Pipeline | undefined {
     const rec = this.pipelineById.get(id);
-    return rec ? this.pipelineView(rec) : undefined;
+    return rec && this.visible(rec.project) ? this.pipelineView(rec) : undefined;
   }
 
   pipelineByNumber(slug: string, number: number): Pipeline | undefined {
@@ -567,7 +639,7 @@ export class World {
   /** created_at of a pipeline, or undefined for an unknown id (for retention checks). */
   pipelineCreatedAt(pipelineId: string): Date | undefined {
     const rec = this.pipelineById.get(pipelineId);
-    return rec ? new Date(rec.createdMs) : undefined;
+    return rec && this.visible(rec.project) ? new Date(rec.createdMs) : undefined;
   }
 
   // ----- workflows and jobs
@@ -575,7 +647,7 @@ export class World {
   /** The workflows of a pipeline visible now, oldest first (reruns are appended); undefined for an unknown id. */
   workflowsOf(pipelineId: string): Workflow[] | undefined {
     const rec = this.pipelineById.get(pipelineId);
-    if (!rec) return undefined;
+    if (!rec || !this.visible(rec.project)) return undefined;
     return this.kidsOf(rec)
       .filter((wf) => wf.createdMs <= this.clock)
       .map((wf) => this.workflowView(rec, wf));
@@ -801,11 +873,13 @@ export class World {
       pipelines: [],
       workflows: [],
       jobs: [],
-      projects: this.projects.map((p) => structuredClone(p.payload)),
+      projects: this.projects.filter((p) => this.visible(p)).map((p) => structuredClone(p.payload)),
       job_details: [],
       tests: [],
     };
     for (const p of this.projects) {
+      // An archived (or not yet created) project's pipelines are in no list.
+      if (!this.visible(p)) continue;
       for (let i = p.recs.length - 1; i >= 0 && p.recs[i].createdMs >= startMs; i--) {
         const rec = p.recs[i];
         out.pipelines.push(pick(this.pipelineView(rec), PIPELINE_KEYS));
@@ -888,6 +962,9 @@ export class World {
       firstNumber: 1 + new Rng(hash32(this.seed, 'numbers', parsed.short)).int(100, 4000),
       fwd,
       nextArrivalMs: Infinity,
+      createdMs: -Infinity,
+      archivedMs: Infinity,
+      followed: true,
     };
   }
 
@@ -903,7 +980,8 @@ export class World {
    */
   private generateHistory(p: ProjectState): void {
     const r = new Rng(hash32(this.seed, 'history', p.index, p.slug));
-    const oldest = this.initialMs - this.historyDays * DAY;
+    // A project's history starts when it is created.
+    const oldest = Math.max(this.initialMs - this.historyDays * DAY, p.createdMs);
     const times: number[] = [];
     if (this.pipelinesPerDay > 0) {
       let t = this.initialMs - (p.index === 0 ? r.int(1000, 5000) : r.int(60_000, 240_000));
@@ -917,7 +995,7 @@ export class World {
       const force: Force = i === times.length - 1 ? (p.index === 0 ? 'setup' : 'running') : undefined;
       this.addPipeline(p, p.firstNumber + i, t, force);
     });
-    p.nextArrivalMs = this.initialMs + this.gap(p.fwd);
+    p.nextArrivalMs = Math.max(this.initialMs, p.createdMs) + this.gap(p.fwd);
   }
 
   private addPipeline(p: ProjectState, number: number, createdMs: number, force: Force): void {
@@ -959,9 +1037,11 @@ export class World {
     this.pipelineCount++;
   }
 
+  /** A project visible at the clock, by any alias form of its slug. */
   private findProject(slug: string): ProjectState | undefined {
     const parsed = parseSlug(slug);
-    return parsed ? this.projectByKey.get(slugKey(parsed)) : undefined;
+    const p = parsed ? this.projectByKey.get(slugKey(parsed)) : undefined;
+    return p && this.visible(p) ? p : undefined;
   }
 
   private recByNumber(slug: string, number: number): PipelineRec | undefined {
@@ -979,7 +1059,7 @@ export class World {
       for (const p of this.projects) for (const rec of p.recs) this.kidsOf(rec);
       hit = this.workflowById.get(id);
     }
-    if (!hit || hit.wf.createdMs > this.clock) return undefined;
+    if (!hit || hit.wf.createdMs > this.clock || !this.visible(hit.rec.project)) return undefined;
     return hit;
   }
 
