@@ -4,7 +4,7 @@
  *
  *   node dist-dev/mock/cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T]
  *                         [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--test-page-size N] [--realtime] [--clock-rate N]
- *                         [--rate-limit N] [--rate-window bucket|fixed]
+ *                         [--rate-limit N] [--rate-window bucket|fixed] [--server-mode] [--org-projects N]
  *
  * Prints one line {"base_url": "...", "token": "..."} on stdout once listening, then serves until
  * SIGINT/SIGTERM. --realtime moves the world's clock along with the wall clock (once a second), so
@@ -12,12 +12,14 @@
  * seconds per wall second, a step before each answer (a long sync, compressed, while it runs);
  * without either the clock stands still. --rate-limit N allows N requests a minute per token,
  * refilled continuously (a token bucket) or, with --rate-window fixed, all at once every minute.
+ * --server-mode answers like CircleCI Server (no API v3: /api/v3/* is 404). --org-projects N serves
+ * an organization gh/acme of N projects gh/acme/service-1 .. service-N instead of the default projects.
  */
 import { DEFAULT_TOKEN, startMockServer } from './server.js';
-import { World } from './world.js';
+import { World, serviceSlugs } from './world.js';
 
 const USAGE =
-  'usage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--test-page-size N] [--realtime] [--clock-rate N] [--rate-limit N] [--rate-window fixed|bucket]';
+  'usage: cli.js [--port N] [--seed N] [--now ISO] [--latency MS] [--history-days N] [--token T] [--pipelines-per-day N] [--page-size N] [--job-page-size N] [--test-page-size N] [--realtime] [--clock-rate N] [--rate-limit N] [--rate-window fixed|bucket] [--server-mode] [--org-projects N]';
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\n${USAGE}\n`);
@@ -31,7 +33,7 @@ function parseArgs(argv: string[]): Map<string, string | true> {
     if (!arg.startsWith('--')) usage(`unexpected argument ${arg}`);
     const eq = arg.indexOf('=');
     if (eq > 0) out.set(arg.slice(2, eq), arg.slice(eq + 1));
-    else if (arg === '--realtime' || arg === '--help') out.set(arg.slice(2), true);
+    else if (arg === '--realtime' || arg === '--help' || arg === '--server-mode') out.set(arg.slice(2), true);
     else {
       const value = argv[++i];
       if (value === undefined) usage(`${arg} needs a value`);
@@ -42,7 +44,7 @@ function parseArgs(argv: string[]): Map<string, string | true> {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'test-page-size', 'realtime', 'clock-rate', 'rate-limit', 'rate-window', 'help']);
+const known = new Set(['port', 'seed', 'now', 'latency', 'history-days', 'token', 'pipelines-per-day', 'page-size', 'job-page-size', 'test-page-size', 'realtime', 'clock-rate', 'rate-limit', 'rate-window', 'server-mode', 'org-projects', 'help']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 if (args.has('help')) {
   // Asked for, not a mistake: stdout and exit 0.
@@ -58,6 +60,13 @@ const num = (name: string, fallback?: number): number | undefined => {
   return n;
 };
 
+function orgProjects(): string[] | undefined {
+  const n = num('org-projects');
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 1) usage('--org-projects needs a whole number of projects, at least 1');
+  return serviceSlugs(n);
+}
+
 const token = typeof args.get('token') === 'string' ? (args.get('token') as string) : DEFAULT_TOKEN;
 // A fixed clock makes the world byte-for-byte reproducible (the acceptance account uses one).
 const nowArg = args.get('now');
@@ -67,6 +76,7 @@ const world = new World({
   now: typeof nowArg === 'string' ? new Date(nowArg) : undefined,
   historyDays: num('history-days'),
   pipelinesPerDay: num('pipelines-per-day'),
+  projects: orgProjects(),
 });
 const port = num('port', 0);
 const window = args.get('rate-window') ?? 'bucket';
@@ -85,6 +95,7 @@ try {
     seed: num('seed', 1),
     clockRate: num('clock-rate', 0),
     rateLimit: perMinute ? { perMinute, window } : undefined,
+    server: args.get('server-mode') === true,
   });
 } catch (e) {
   const code = (e as NodeJS.ErrnoException).code;
