@@ -4,7 +4,7 @@
  * 127.0.0.1 with the global fetch.
  */
 import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../src/mock/server.js';
-import { World, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../src/mock/world.js';
+import { World, serviceSlugs, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../src/mock/world.js';
 import type { Job, Pipeline, Workflow } from '../src/types/records.js';
 
 const TOKEN = 'mock-test-token-0123456789';
@@ -1009,3 +1009,264 @@ describe('scale', () => {
   });
 });
 
+
+describe('organizations', () => {
+  const ORG_APP = '8f3c1a2e-4b5d-4c6e-9f70-1a2b3c4d5e6f';
+  const ORG_PROJECTS = ['gh/acme/web', 'gh/acme/api', 'bb/acme/legacy', `circleci/${ORG_APP}/0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5`, 'gh/other/tool'];
+
+  /** A request to any path of the mock's host (v1.1 and v3 live beside /api/v2). */
+  async function callRoot(server: MockServer, path: string, token: string | null = TOKEN): Promise<Answer> {
+    const root = server.baseUrl.replace(/\/api\/v2$/, '');
+    const res = await fetch(root + path, { headers: token === null ? {} : { 'Circle-Token': token } });
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, body, text, headers: res.headers };
+  }
+
+  /** Follows page.next of GET /api/v3/projects to the end; fails on anything but 200. */
+  async function allV3(server: MockServer, query: string): Promise<{ data: { id: string; attributes: { name: string; slug: string }; references: { org: { id: string } } }[]; pages: number }> {
+    const data = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r = await callRoot(server, `/api/v3/projects?${query}${cursor ? `&page[cursor]=${encodeURIComponent(cursor)}` : ''}`);
+      expect(r.status).toBe(200);
+      expect(r.body.page.prev).toBeNull();
+      data.push(...r.body.data);
+      cursor = r.body.page.next;
+      pages++;
+    } while (cursor !== null);
+    return { data, pages };
+  }
+
+  const orgWorld = (extra: Partial<ConstructorParameters<typeof World>[0]> = {}): World =>
+    new World({ seed: 5, now: T0, historyDays: 10, pipelinesPerDay: 2, projects: ORG_PROJECTS, ...extra });
+
+  test('/me/collaborations: a plain array of the orgs, ids equal to the projects\' organization_id', async () => {
+    await withServer({ world: orgWorld() }, async (s) => {
+      const r = await call(s, '/me/collaborations');
+      expect(r.status).toBe(200);
+      expect(Array.isArray(r.body)).toBe(true);
+      for (const org of r.body) expect(Object.keys(org)).toEqual(['id', 'vcs_type', 'name', 'slug', 'avatar_url']);
+      const bySlug = new Map<string, { id: string; vcs_type: string; name: string }>(r.body.map((o: { slug: string }) => [o.slug, o]));
+      expect([...bySlug.keys()].sort()).toEqual(['bb/acme', `circleci/${ORG_APP}`, 'gh/acme', 'gh/other']);
+      expect(bySlug.get('gh/acme')?.vcs_type).toBe('github');
+      expect(bySlug.get('bb/acme')?.vcs_type).toBe('bitbucket');
+      expect(bySlug.get(`circleci/${ORG_APP}`)).toMatchObject({ id: ORG_APP, vcs_type: 'circleci' });
+      expect(bySlug.get('gh/acme')?.id).not.toBe(bySlug.get('bb/acme')?.id);
+      for (const slug of ORG_PROJECTS) {
+        const p = (await call(s, `/project/${slug}`)).body;
+        expect(bySlug.get(p.organization_slug)?.id).toBe(p.organization_id);
+      }
+    });
+  });
+
+  test('/me/collaborations spells the key vcs-type with collaborationsKeyStyle', async () => {
+    await withServer({ world: orgWorld(), collaborationsKeyStyle: 'vcs-type' }, async (s) => {
+      const r = await call(s, '/me/collaborations');
+      expect(r.body.find((o: { slug: string }) => o.slug === 'gh/acme')).toEqual(expect.objectContaining({ 'vcs-type': 'github' }));
+      expect(r.body.every((o: object) => !('vcs_type' in o))).toBe(true);
+    });
+  });
+
+  test('/api/v3/orgs?filter[slug]= finds one org in the v3 envelope; no match is empty data, not 404', async () => {
+    const w = orgWorld();
+    await withServer({ world: w }, async (s) => {
+      const api = (await call(s, '/project/gh/acme/api')).body;
+      const r = await callRoot(s, '/api/v3/orgs?filter[slug]=gh/acme');
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ data: [{ id: api.organization_id, slug: 'gh/acme', name: 'acme', vcs_type: 'github' }], page: { next: null, prev: null } });
+      const none = await callRoot(s, '/api/v3/orgs?filter[slug]=gh/nobody');
+      expect(none.status).toBe(200);
+      expect(none.body).toEqual({ data: [], page: { next: null, prev: null } });
+    });
+  });
+
+  test('/api/v3/projects: following every cursor yields exactly the org\'s projects, by name, in v3 shape', async () => {
+    const slugs = Array.from({ length: 45 }, (_, i) => `gh/acme/service-${i + 1}`);
+    const w = new World({ seed: 2, now: T0, historyDays: 2, pipelinesPerDay: 1, projects: [...slugs, 'gh/other/tool'] });
+    await withServer({ world: w }, async (s) => {
+      const orgId = (await call(s, '/project/gh/acme/service-1')).body.organization_id;
+      const sevens = await allV3(s, `filter[org_id]=${orgId}&page[limit]=7`);
+      expect(sevens.pages).toBe(7);
+      expect(sevens.data.map((d) => d.attributes.slug)).toEqual([...slugs].sort());
+      const defaults = await allV3(s, `filter[org_id]=${orgId}`);
+      expect(defaults.pages).toBe(3);
+      expect(defaults.data).toEqual(sevens.data);
+      const first = sevens.data[0];
+      const payload = (await call(s, `/project/${first.attributes.slug}`)).body;
+      expect(first).toEqual({ id: payload.id, attributes: { name: payload.name, slug: payload.slug }, references: { org: { id: orgId } } });
+    });
+    await withServer({ world: w, v3PageSize: 50 }, async (s) => {
+      const orgId = w.organizations().find((o) => o.slug === 'gh/acme')?.id;
+      expect((await allV3(s, `filter[org_id]=${orgId}`)).pages).toBe(1);
+    });
+  });
+
+  test('/api/v3/projects?filter[slug]= answers that project or empty data; an unknown org id is 404', async () => {
+    await withServer({ world: orgWorld() }, async (s) => {
+      const one = await callRoot(s, '/api/v3/projects?filter[slug]=gh/acme/api');
+      expect(one.status).toBe(200);
+      expect(one.body.data.map((d: { attributes: { slug: string } }) => d.attributes.slug)).toEqual(['gh/acme/api']);
+      expect(one.body.page).toEqual({ next: null, prev: null });
+      const none = await callRoot(s, '/api/v3/projects?filter[slug]=gh/acme/nope');
+      expect(none.body).toEqual({ data: [], page: { next: null, prev: null } });
+      const unknownOrg = await callRoot(s, '/api/v3/projects?filter[org_id]=00000000-0000-4000-8000-000000000000');
+      expect(unknownOrg.status).toBe(404);
+    });
+  });
+
+  test('/api/v3/projects: a garbled, forged or cross-query cursor, or a bad page[limit], is 400', async () => {
+    const w = orgWorld();
+    await withServer({ world: w }, async (s) => {
+      const [acme, , , other] = ['gh/acme', 'bb/acme', `circleci/${ORG_APP}`, 'gh/other'].map((slug) => w.organizations().find((o) => o.slug === slug)?.id);
+      const r = await callRoot(s, `/api/v3/projects?filter[org_id]=${acme}&page[limit]=1`);
+      const cursor: string = r.body.page.next;
+      expect(typeof cursor).toBe('string');
+      const ok = await callRoot(s, `/api/v3/projects?filter[org_id]=${acme}&page[limit]=1&page[cursor]=${encodeURIComponent(cursor)}`);
+      expect(ok.status).toBe(200);
+      const [payload, sig] = cursor.split('.');
+      const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), a: ['a', 'a'] })).toString('base64url');
+      for (const bad of ['garbage', `${payload}.${sig.slice(0, -1)}${sig.endsWith('A') ? 'B' : 'A'}`, `${forgedPayload}.${sig}`]) {
+        const b = await callRoot(s, `/api/v3/projects?filter[org_id]=${acme}&page[cursor]=${encodeURIComponent(bad)}`);
+        expect([b.status, b.body.message]).toEqual([400, 'Invalid page cursor.']);
+      }
+      const cross = await callRoot(s, `/api/v3/projects?filter[org_id]=${other}&page[cursor]=${encodeURIComponent(cursor)}`);
+      expect(cross.status).toBe(400);
+      for (const limit of ['0', '-1', 'x', '101']) {
+        expect((await callRoot(s, `/api/v3/projects?filter[org_id]=${acme}&page[limit]=${limit}`)).status).toBe(400);
+      }
+      expect((await callRoot(s, '/api/v3/projects')).status).toBe(400);
+    });
+  });
+
+  test('/api/v1.1/projects lists followed projects only; v3 lists every project of the org', async () => {
+    const w = orgWorld({ unfollowed: ['gh/acme/web'] });
+    await withServer({ world: w }, async (s) => {
+      const r = await callRoot(s, '/api/v1.1/projects');
+      expect(r.status).toBe(200);
+      const names = r.body.map((p: { vcs_type: string; username: string; reponame: string }) => `${p.vcs_type}/${p.username}/${p.reponame}`).sort();
+      expect(names).toEqual(['bitbucket/acme/legacy', `circleci/${ORG_APP}/0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5`, 'github/acme/api', 'github/other/tool']);
+      expect(r.body.find((p: { reponame: string }) => p.reponame === 'api')).toMatchObject({ vcs_url: 'https://github.com/acme/api', followed: true, username: 'acme', vcs_type: 'github' });
+      const acme = w.organizations().find((o) => o.slug === 'gh/acme')?.id;
+      const v3 = await allV3(s, `filter[org_id]=${acme}`);
+      expect(v3.data.map((d) => d.attributes.slug)).toEqual(['gh/acme/api', 'gh/acme/web']);
+    });
+  });
+
+  test('without a valid token every org route is 401 You must log in first.', async () => {
+    await withServer({ world: orgWorld() }, async (s) => {
+      for (const path of ['/api/v2/me/collaborations', '/api/v3/orgs?filter[slug]=gh/acme', '/api/v3/projects?filter[slug]=gh/acme/api', '/api/v1.1/projects']) {
+        for (const tok of [null, 'wrong-token']) {
+          const r = await callRoot(s, path, tok);
+          expect([path, r.status, r.body]).toEqual([path, 401, { message: 'You must log in first.' }]);
+        }
+      }
+    });
+  });
+
+  test('server mode: every /api/v3 path is 404 Not Found; v1.1 and v2 answer', async () => {
+    await withServer({ world: orgWorld(), server: true }, async (s) => {
+      for (const path of ['/api/v3/orgs?filter[slug]=gh/acme', '/api/v3/projects?filter[slug]=gh/acme/api', '/api/v3/anything']) {
+        for (const tok of [TOKEN, null]) {
+          const r = await callRoot(s, path, tok);
+          expect([path, r.status, r.body]).toEqual([path, 404, { message: 'Not Found' }]);
+        }
+      }
+      expect((await callRoot(s, '/api/v1.1/projects')).status).toBe(200);
+      expect((await call(s, '/me/collaborations')).status).toBe(200);
+      expect((await call(s, '/project/gh/acme/api/pipeline')).status).toBe(200);
+    });
+  });
+
+  test('the org routes are counted in counters.byRoute', async () => {
+    await withServer({ world: orgWorld() }, async (s) => {
+      await call(s, '/me/collaborations');
+      await callRoot(s, '/api/v3/orgs?filter[slug]=gh/acme');
+      await callRoot(s, '/api/v3/projects?filter[slug]=gh/acme/api');
+      await callRoot(s, '/api/v3/projects?filter[slug]=gh/acme/web');
+      await callRoot(s, '/api/v1.1/projects');
+      expect(s.counters.byRoute).toMatchObject({ collaborations: 1, v3Orgs: 1, v3Projects: 2, v1Projects: 1, other: 0 });
+      expect(s.counters.log.map((e) => e.path)).toContain('/api/v3/orgs?filter[slug]=gh/acme');
+    });
+  });
+
+  test('a project appears once the clock passes its creation, with history from then on, and vanishes at its archive time', async () => {
+    const created = new Date(T0.getTime() + 2 * HOUR);
+    const archived = new Date(T0.getTime() + 1 * DAY);
+    const recent = new Date(T0.getTime() - 3 * DAY);
+    const w = new World({
+      seed: 8,
+      now: T0,
+      historyDays: 10,
+      pipelinesPerDay: 24,
+      projects: ['gh/acme/api', 'gh/acme/new', 'gh/acme/old', 'gh/acme/recent'],
+      projectsCreated: { 'gh/acme/new': created.toISOString(), 'gh/acme/recent': recent.toISOString() },
+      archived: { 'gh/acme/old': archived.toISOString() },
+    });
+    const acme = w.organizations()[0].id;
+    await withServer({ world: w }, async (s) => {
+      const listed = async (): Promise<{ v3: string[]; v1: string[] }> => ({
+        v3: (await allV3(s, `filter[org_id]=${acme}`)).data.map((d) => d.attributes.slug),
+        v1: (await callRoot(s, '/api/v1.1/projects')).body.map((p: { reponame: string }) => `gh/acme/${p.reponame}`).sort(),
+      });
+      // Before its creation: in no list, and its routes are Project not found.
+      expect(await listed()).toEqual({ v3: ['gh/acme/api', 'gh/acme/old', 'gh/acme/recent'], v1: ['gh/acme/api', 'gh/acme/old', 'gh/acme/recent'] });
+      for (const path of ['/project/gh/acme/new', '/project/gh/acme/new/pipeline']) {
+        expect((await call(s, path)).body).toEqual({ message: 'Project not found' });
+      }
+      expect((await callRoot(s, '/api/v3/projects?filter[slug]=gh/acme/new')).body.data).toEqual([]);
+      // A project created three days ago has three days of history, not ten.
+      const recentPipelines = (await allPages<Pipeline>(s, '/project/gh/acme/recent/pipeline')).items;
+      expect(recentPipelines.length).toBeGreaterThan(20);
+      expect(recentPipelines.every((p) => Date.parse(p.created_at as string) >= recent.getTime())).toBe(true);
+      expect(w.groundTruth(new Date(0)).projects.map((p) => p.slug).sort()).toEqual(['gh/acme/api', 'gh/acme/old', 'gh/acme/recent']);
+      const oldPipeline = (await call(s, '/project/gh/acme/old/pipeline')).body.items[0] as Pipeline;
+
+      // Past its creation: listed everywhere, its pipelines start at its creation.
+      w.advance(12 * HOUR);
+      expect((await listed()).v3).toEqual(['gh/acme/api', 'gh/acme/new', 'gh/acme/old', 'gh/acme/recent']);
+      expect((await listed()).v1).toEqual(['gh/acme/api', 'gh/acme/new', 'gh/acme/old', 'gh/acme/recent']);
+      expect((await call(s, '/project/gh/acme/new')).status).toBe(200);
+      const fresh = (await allPages<Pipeline>(s, '/project/gh/acme/new/pipeline')).items;
+      expect(fresh.length).toBeGreaterThan(0);
+      expect(fresh.every((p) => Date.parse(p.created_at as string) >= created.getTime())).toBe(true);
+
+      // Past its archive time: gone from every list and route, and from the ground truth.
+      expect((await call(s, `/pipeline/${oldPipeline.id}`)).status).toBe(200);
+      w.advance(DAY);
+      expect(await listed()).toEqual({ v3: ['gh/acme/api', 'gh/acme/new', 'gh/acme/recent'], v1: ['gh/acme/api', 'gh/acme/new', 'gh/acme/recent'] });
+      for (const path of ['/project/gh/acme/old', '/project/gh/acme/old/pipeline']) {
+        expect((await call(s, path)).body).toEqual({ message: 'Project not found' });
+      }
+      expect((await call(s, `/pipeline/${oldPipeline.id}`)).status).toBe(404);
+      expect((await call(s, `/pipeline/${oldPipeline.id}/workflow`)).status).toBe(404);
+      const truth = w.groundTruth(new Date(0));
+      expect(truth.projects.map((p) => p.slug).sort()).toEqual(['gh/acme/api', 'gh/acme/new', 'gh/acme/recent']);
+      expect(truth.pipelines.some((p) => p.project_slug === 'gh/acme/old')).toBe(false);
+      expect(truth.pipelines.filter((p) => p.project_slug === 'gh/acme/new').length).toBe((await allPages<Pipeline>(s, '/project/gh/acme/new/pipeline')).items.length);
+    });
+  });
+
+  test('lifecycle options naming an unknown project or a bad time fail loudly', () => {
+    expect(() => new World({ projects: ['gh/acme/api'], archived: { 'gh/acme/typo': '2026-01-01T00:00:00Z' } })).toThrow(/archived names "gh\/acme\/typo"/);
+    expect(() => new World({ projects: ['gh/acme/api'], projectsCreated: { 'gh/acme/api': 'soon' } })).toThrow(/ISO times/);
+    expect(() => new World({ projects: ['gh/acme/api'], unfollowed: ['gh/acme/x'] })).toThrow(/unfollowed/);
+  });
+
+  test('an org of 500 small projects builds and pages through v3 to exactly its 500 projects', async () => {
+    const w = new World({ seed: 4, now: T0, projects: serviceSlugs(500), historyDays: 30, pipelinesPerDay: 0.5 });
+    expect(w.projectSlugs()).toHaveLength(500);
+    expect(w.projectSlugs()[499]).toBe('gh/acme/service-500');
+    await withServer({ world: w }, async (s) => {
+      const all = await allV3(s, `filter[org_id]=${w.organizations()[0].id}&page[limit]=100`);
+      expect(all.pages).toBe(5);
+      expect(new Set(all.data.map((d) => d.attributes.slug)).size).toBe(500);
+    });
+  });
+});
