@@ -1253,6 +1253,33 @@ describe('organizations', () => {
     });
   });
 
+  test('v3 paging while projects appear and vanish between pages neither skips nor repeats the ones there throughout', async () => {
+    const names = ['a1', 'a2', 'b1', 'b2', 'c1', 'c2'];
+    const w = new World({
+      seed: 6,
+      now: T0,
+      historyDays: 1,
+      pipelinesPerDay: 1,
+      projects: names.map((n) => `gh/acme/${n}`),
+      projectsCreated: { 'gh/acme/b2': new Date(T0.getTime() + HOUR).toISOString() },
+      archived: { 'gh/acme/a2': new Date(T0.getTime() + HOUR).toISOString() },
+    });
+    await withServer({ world: w }, async (s) => {
+      const q = `filter[org_id]=${w.organizations()[0].id}&page[limit]=2`;
+      const first = await callRoot(s, `/api/v3/projects?${q}`);
+      const seen: string[] = first.body.data.map((d: { attributes: { slug: string } }) => d.attributes.slug);
+      expect(seen).toEqual(['gh/acme/a1', 'gh/acme/a2']);
+      w.advance(2 * HOUR);
+      let cursor: string | null = first.body.page.next;
+      while (cursor !== null) {
+        const r = await callRoot(s, `/api/v3/projects?${q}&page[cursor]=${encodeURIComponent(cursor)}`);
+        seen.push(...r.body.data.map((d: { attributes: { slug: string } }) => d.attributes.slug));
+        cursor = r.body.page.next;
+      }
+      expect(seen).toEqual(['gh/acme/a1', 'gh/acme/a2', 'gh/acme/b1', 'gh/acme/b2', 'gh/acme/c1', 'gh/acme/c2']);
+    });
+  });
+
   test('lifecycle options naming an unknown project or a bad time fail loudly', () => {
     expect(() => new World({ projects: ['gh/acme/api'], archived: { 'gh/acme/typo': '2026-01-01T00:00:00Z' } })).toThrow(/archived names "gh\/acme\/typo"/);
     expect(() => new World({ projects: ['gh/acme/api'], projectsCreated: { 'gh/acme/api': 'soon' } })).toThrow(/ISO times/);
