@@ -7,8 +7,8 @@
  */
 import { CircleCIClient } from '../src/circleci/client.js';
 import { parseConfig } from '../src/config.js';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { makeClient } from '../src/sync/engine.js';
 import { crawl, type SyncSink } from '../src/sync/crawler.js';
 import type { StreamState, SyncState } from '../src/sync/state.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import {
   AIRBYTE_CLI, ALL_FULL, ALL_INCREMENTAL, ROOT, TEST_TOKEN, byKey, configuredCatalog, lastStates, recordsOf, runCli, statesOf, tempFiles,
   type Message,

@@ -10,8 +10,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, TEST_TOKEN, configuredCatalog, recordsOf, runCli, tempFiles, type Message } from './helpers.js';
 import { airbyteInProcess } from './in-process.js';
 import { invalidMessages } from './validate.js';

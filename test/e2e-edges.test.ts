@@ -3,8 +3,8 @@
  * workflows followed to their end whatever lookback_days says. Both faces, through the spawned
  * CLIs, against the mock with its clock moving.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { spawn } from 'node:child_process';
 import { AIRBYTE_CLI, TEST_TOKEN, byKey, configuredCatalog, keyOf, parseLines, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
 import { airbyte, singer } from './faces.js';

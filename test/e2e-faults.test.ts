@@ -7,8 +7,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import {
   AIRBYTE_CLI, ALL_FULL, ALL_INCREMENTAL, TEST_TOKEN, byKey, configuredCatalog, lastStates, recordsOf, runCli, statesOf, tempFiles,
   type CliResult, type Message,

@@ -3,8 +3,8 @@
  * CircleCI's clock moves during and between them, equals the mock's ground truth; each finished
  * job's test results are asked for once; and streams nobody selected cost no request.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { ALL_INCREMENTAL, AIRBYTE_CLI, ROOT, TEST_TOKEN, byKey, configuredCatalog, keyOf, lastStates, recordsOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
 import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
 import { join } from 'node:path';

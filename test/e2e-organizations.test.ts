@@ -4,8 +4,8 @@
  * exclude_projects, split by partition; a project that appears is synced from start_date in the
  * sync that finds it; one that vanishes is a WARN and keeps its state. Both faces, spawned CLIs.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, TEST_TOKEN, byKey, runCli, type Message, type StreamName } from './helpers.js';
 import { airbyte, singer } from './faces.js';
 
@@ -74,21 +74,52 @@ describe.each([airbyte, singer])('$name: organizations', (face) => {
   });
 });
 
-describe('partitions over several connections', () => {
+describe.each([airbyte, singer])('$name: partitions over several connections', (face) => {
   let mock: MockServer;
   afterEach(async () => mock?.close());
 
   test('three connections with the same organizations and count: every project in exactly one, joined with project_slugs', async () => {
     const slugs = Array.from({ length: 12 }, (_, i) => `gh/acme/service-${i + 1}`);
-    const world = new World({ seed: 79, historyDays: 2, pipelinesPerDay: 1, projects: [...slugs, 'bb/acme/mobile'] });
+    const world = new World({ seed: 79, historyDays: 2, pipelinesPerDay: 2, projects: [...slugs, 'bb/acme/mobile'] });
     mock = await startMockServer({ world, token: TEST_TOKEN });
     const base = { token: TEST_TOKEN, organizations: ['gh/acme'], project_slugs: ['bb/acme/mobile'], start_date: new Date(world.now().getTime() - 2 * DAY).toISOString(), base_url: mock.baseUrl };
     const shares: string[][] = [];
     for (const index of [0, 1, 2]) {
-      const r = await airbyte.sync({ ...base, partition: { index, count: 3 } }, undefined, ['projects']);
+      const r = await face.sync({ ...base, partition: { index, count: 3 } }, undefined, ['projects']);
       shares.push(r.records.projects.map((p) => p.slug as string).sort());
     }
     expect(shares.every((s) => s.length > 0)).toBe(true);
+    // Disjoint and complete: each project comes from exactly one connection.
     expect(shares.flat().sort()).toEqual([...slugs, 'bb/acme/mobile'].sort());
+  });
+});
+
+describe('a few huge projects among many small ones', () => {
+  let mock: MockServer;
+  afterEach(async () => mock?.close());
+
+  test('do not hold the rest up: every small project is synced before either huge one is done', async () => {
+    const now = Date.now();
+    const huge = ['gh/acme/monorepo-1', 'gh/acme/monorepo-2'];
+    const small = Array.from({ length: 20 }, (_, i) => `gh/acme/small-${i + 1}`);
+    // The small projects were created six hours ago: a few pipelines each, against a month of the huge ones'.
+    const world = new World({
+      seed: 83,
+      now: new Date(now),
+      historyDays: 30,
+      pipelinesPerDay: 12,
+      projects: [...huge, ...small],
+      projectsCreated: Object.fromEntries(small.map((s) => [s, new Date(now - 6 * 3_600_000).toISOString()])),
+    });
+    mock = await startMockServer({ world, token: TEST_TOKEN });
+    // The huge ones first, and one request at a time: the most a schedule could favour them.
+    const config = { token: TEST_TOKEN, project_slugs: [...huge, ...small], max_concurrency: 1, start_date: new Date(now - 30 * DAY).toISOString(), base_url: mock.baseUrl };
+    const { cli, args } = await airbyte.command(config, undefined, ['pipelines', 'workflows', 'jobs']);
+    const r = await runCli(cli, args);
+    expect(r.code).toBe(0);
+    const done = r.messages.filter((m) => m.type === 'LOG' && /^\S+: scanned \d+ pipelines/.test(m.log.message)).map((m) => m.log.message.split(':')[0] as string);
+    expect([...done].sort()).toEqual([...huge, ...small].sort());
+    const firstHuge = Math.min(...huge.map((h) => done.indexOf(h)));
+    expect({ smallAfterAHugeOne: small.filter((s) => done.indexOf(s) > firstHuge) }).toEqual({ smallAfterAHugeOne: [] });
   });
 });

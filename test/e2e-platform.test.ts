@@ -15,8 +15,8 @@ import { chmodSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import {
   AIRBYTE_CLI, ALL_FULL, ROOT, TEST_TOKEN, byKey, configuredCatalog, parseLines, recordsOf, runCli, tempFiles, type Message,
 } from './helpers.js';

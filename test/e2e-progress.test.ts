@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, ALL_FULL, TEST_TOKEN, runCommand, tempFiles } from './helpers.js';
 
 /** A person at a terminal sees a live progress line on stderr; a pipe gets none. */

@@ -4,8 +4,8 @@
  * resumed first sync does not fetch again the workflows and jobs of the pipelines it had
  * completed (it only pages the pipeline list again).
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import {
   AIRBYTE_CLI, ALL_FULL, ALL_INCREMENTAL, TEST_TOKEN, byKey, configuredCatalog, lastStates, recordsOf, runCli, tempFiles,
   type Message, type Mode,

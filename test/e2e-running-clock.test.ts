@@ -5,8 +5,8 @@
  * Whatever a sync could not see must be read by a later one: the union of the syncs, last write
  * winning, equals the mock's ground truth. Both faces, through the spawned CLIs.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { TEST_TOKEN, byKey, type Message, type StreamName } from './helpers.js';
 import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
 

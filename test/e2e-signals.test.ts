@@ -6,8 +6,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { airbyte, expectUnionEqualsTruth, singer, type Face } from './faces.js';
 import { TEST_TOKEN, byKey, parseLines, runCli, type Message, type StreamName } from './helpers.js';
 

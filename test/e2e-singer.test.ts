@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, ALL_FULL, ROOT, TEST_TOKEN, byKey, recordsOf as airbyteRecordsOf, runCli, runCommand, tempFiles, type Message } from './helpers.js';
 
 const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');

@@ -5,8 +5,8 @@
  * same requests and records as if it had stayed; without the entries it would read its whole
  * history again.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, TEST_TOKEN, byKey, configuredCatalog, lastStates, recordsOf, runCli, tempFiles, type Message } from './helpers.js';
 import { invalidMessages } from './validate.js';
 

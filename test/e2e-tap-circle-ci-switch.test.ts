@@ -4,8 +4,8 @@
  * as --state, then incremental syncs of ours. Nothing the peer never read may be lost: the union
  * of what the peer and our syncs emitted holds every record of the mock's ground truth.
  */
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { TEST_TOKEN, keyOf, type Message, type StreamName } from './helpers.js';
 import { airbyte, singer } from './faces.js';
 import { runPeer } from './peer-tap-circle-ci.js';

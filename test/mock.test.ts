@@ -1,10 +1,10 @@
 /**
- * The mock CircleCI API v2 (src/mock): faithful to the contract in the reference (auth rules,
+ * The mock CircleCI API v2 (mock/): faithful to the contract in the reference (auth rules,
  * slugs, pagination, data shapes), deterministic, and evolving as its clock moves. Real HTTP over
  * 127.0.0.1 with the global fetch.
  */
-import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../src/mock/server.js';
-import { World, serviceSlugs, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../src/mock/world.js';
+import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../mock/server.js';
+import { World, serviceSlugs, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../mock/world.js';
 import type { Job, Pipeline, Workflow } from '../src/types/records.js';
 
 const TOKEN = 'mock-test-token-0123456789';
@@ -27,7 +27,11 @@ interface Answer {
 async function call(server: MockServer, path: string, opts: { token?: string | null; headers?: Record<string, string>; method?: string } = {}): Promise<Answer> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== null && !opts.headers) headers['Circle-Token'] = opts.token ?? TOKEN;
-  const res = await fetch(server.baseUrl + path, { method: opts.method ?? 'GET', headers });
+  return answerOf(await fetch(server.baseUrl + path, { method: opts.method ?? 'GET', headers }));
+}
+
+/** A response as the tests read it: status, body parsed if it is JSON, text and headers. */
+async function answerOf(res: Response): Promise<Answer> {
   const text = await res.text();
   let body: unknown;
   try {
@@ -1017,15 +1021,7 @@ describe('organizations', () => {
   /** A request to any path of the mock's host (v1.1 and v3 live beside /api/v2). */
   async function callRoot(server: MockServer, path: string, token: string | null = TOKEN): Promise<Answer> {
     const root = server.baseUrl.replace(/\/api\/v2$/, '');
-    const res = await fetch(root + path, { headers: token === null ? {} : { 'Circle-Token': token } });
-    const text = await res.text();
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    return { status: res.status, body, text, headers: res.headers };
+    return answerOf(await fetch(root + path, { headers: token === null ? {} : { 'Circle-Token': token } }));
   }
 
   /** Follows page.next of GET /api/v3/projects to the end; fails on anything but 200. */

@@ -16,8 +16,8 @@ import { CircleCIClient } from '../src/circleci/client.js';
 import { DEFAULT_RETRY_POLICY } from '../src/circleci/retry.js';
 import { closeAgents } from '../src/circleci/http.js';
 import { asConnectorError } from '../src/errors.js';
-import { startMockServer, type MockServer } from '../src/mock/server.js';
-import { World } from '../src/mock/world.js';
+import { startMockServer, type MockServer } from '../mock/server.js';
+import { World } from '../mock/world.js';
 import { AIRBYTE_CLI, ROOT, TEST_TOKEN, configuredCatalog, parseLines, tempFiles, type Message } from './helpers.js';
 
 const SINGER_CLI = join(ROOT, 'dist/cli/singer.js');

@@ -28,8 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import YAML from 'yaml';
-import { startMockServer, type MockServer } from '../../src/mock/server.js';
-import { World } from '../../src/mock/world.js';
+import { startMockServer, type MockServer } from '../../mock/server.js';
+import { World } from '../../mock/world.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;

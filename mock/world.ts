@@ -20,7 +20,7 @@
  *   RERUN_WINDOW_MS (5 days) of the pipeline's created_at.
  * So a 7-day lookback on pipeline created_at catches every change.
  */
-import type { Job, Pipeline, Workflow } from '../types/records.js';
+import type { Job, Pipeline, Workflow } from '../src/types/records.js';
 import { Rng, hash32, uuidFor } from './random.js';
 
 export interface WorldOptions {
