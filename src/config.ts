@@ -83,6 +83,9 @@ function describe(e: ErrorObject, input: Record<string, unknown>): string {
 /** `github/` and `bitbucket/` are aliases of `gh/` and `bb/`; CircleCI answers with the short form. */
 const VCS_ALIASES: Record<string, string> = { gh: 'gh', github: 'gh', bb: 'bb', bitbucket: 'bb', circleci: 'circleci' };
 
+/** The short vcs form (gh, bb, circleci) of a vcs name or alias (github, GitHub, bb, ...), if it is one. */
+export const vcsShort = (vcs: string): string | undefined => VCS_ALIASES[vcs.toLowerCase()];
+
 export function normaliseSlug(raw: string): string {
   const parts = decodeURIComponent(raw.trim()).replace(/^\/+|\/+$/g, '').split('/');
   const vcs = VCS_ALIASES[parts[0]?.toLowerCase() ?? ''];
@@ -96,6 +99,8 @@ export function normaliseSlug(raw: string): string {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** An organization or project id as CircleCI writes them (a UUID). */
+export const isId = (text: string): boolean => UUID.test(text);
 
 /** An organization: its id (a UUID), or its slug with the short vcs form (gh/acme, bb/acme, circleci/<org-id>). */
 export function normaliseOrg(raw: string): string {

@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { normaliseSlug } from '../config.js';
+import { isId, normaliseOrg, normaliseSlug, vcsShort } from '../config.js';
 import { HttpError, type CircleCIClient } from './client.js';
 import { tokenRejected } from './probes.js';
 
@@ -16,8 +16,6 @@ export interface Discovery {
   notes: string[];
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const VCS_OF: Record<string, string> = { github: 'gh', gh: 'gh', bitbucket: 'bb', bb: 'bb', circleci: 'circleci' };
 
 interface Org {
   id?: string;
@@ -71,19 +69,19 @@ async function memberships(client: CircleCIClient): Promise<Org[]> {
   }
   if (!Array.isArray(body)) return [];
   return body.filter(isObject).map((o) => {
-    const vcs = VCS_OF[String(o.vcs_type ?? o['vcs-type'] ?? '').toLowerCase()];
+    const vcs = vcsShort(String(o.vcs_type ?? o['vcs-type'] ?? ''));
     const slug = text(o.slug) ?? (vcs && text(o.name) ? `${vcs}/${o.name}` : undefined);
-    return { id: text(o.id), slug: slug && normaliseOrgSlug(slug) };
+    return { id: text(o.id), slug: slug && orgSlugOrUndefined(slug) };
   });
 }
 
 /** An organization's id and slug, from the token's organizations, else API v3's orgs. */
 async function resolve(client: CircleCIClient, entry: string, collaborations: Org[]): Promise<Org> {
-  if (UUID.test(entry)) return collaborations.find((o) => o.id?.toLowerCase() === entry) ?? { id: entry };
+  if (isId(entry)) return collaborations.find((o) => o.id?.toLowerCase() === entry) ?? { id: entry };
   const known = collaborations.find((o) => o.slug === entry);
   if (known?.id) return known;
   // circleci/<org-id>: the slug carries the id.
-  if (entry.startsWith('circleci/') && UUID.test(entry.slice('circleci/'.length))) return { id: entry.slice('circleci/'.length).toLowerCase(), slug: entry };
+  if (entry.startsWith('circleci/') && isId(entry.slice('circleci/'.length))) return { id: entry.slice('circleci/'.length).toLowerCase(), slug: entry };
   try {
     const body = await client.get('/orgs', { 'filter[slug]': entry }, 0, { api: 'v3' });
     const first = isObject(body) && Array.isArray(body.data) ? body.data.find(isObject) : undefined;
@@ -137,7 +135,7 @@ async function v1Projects(client: CircleCIClient): Promise<Json[]> {
 }
 
 function slugOfV1(p: Json): string | undefined {
-  const vcs = VCS_OF[String(p.vcs_type ?? '').toLowerCase()];
+  const vcs = vcsShort(String(p.vcs_type ?? ''));
   const org = text(p.username);
   const repo = text(p.reponame);
   if (!vcs || !org || !repo || p.followed === false) return undefined;
@@ -148,7 +146,11 @@ function slugOfV1(p: Json): string | undefined {
   }
 }
 
-const normaliseOrgSlug = (slug: string): string => {
-  const [vcs, name] = slug.split('/');
-  return `${VCS_OF[vcs?.toLowerCase() ?? ''] ?? vcs}/${name}`;
-};
+/** An org slug from CircleCI's answer in the form config uses, or undefined if it is not one. */
+function orgSlugOrUndefined(slug: string): string | undefined {
+  try {
+    return normaliseOrg(slug);
+  } catch {
+    return undefined;
+  }
+}

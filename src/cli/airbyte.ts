@@ -58,13 +58,14 @@ export type Command =
   | { command: 'read'; config: string; catalog: string; state?: string };
 
 const usageError = (message: string) => configError(`${message} ${USAGE}`);
+const unknownCommand = (name: string) => usageError(`Unknown command "${name}": the commands are spec, check, discover and read.`);
 
 /** The command line as a command and its files; a mistake is a config error naming it, with the usage. */
 export function parseCommand(argv: string[]): Command {
   // Told first, whatever follows: a wrong command is a wrong command, not an unknown flag.
   const first = argv[0];
   if (first !== undefined && !first.startsWith('-') && !(first in COMMANDS)) {
-    throw configError(`Unknown command "${first}": the commands are spec, check, discover and read. ${USAGE}`);
+    throw unknownCommand(first);
   }
   const { flags, positionals } = parseFlags(argv, FLAGS, (message) => {
     throw usageError(message);
@@ -73,7 +74,7 @@ export function parseCommand(argv: string[]): Command {
   if (flags.has('version')) return { command: 'version' };
   const [name, ...extra] = positionals;
   if (name === undefined) throw usageError('Name a command: spec, check, discover or read.');
-  if (!(name in COMMANDS)) throw configError(`Unknown command "${name}": the commands are spec, check, discover and read. ${USAGE}`);
+  if (!(name in COMMANDS)) throw unknownCommand(name);
   if (extra.length) throw usageError(`Unknown argument: ${extra[0]}.`);
   const rules = COMMANDS[name as keyof typeof COMMANDS];
   const allowed: readonly string[] = [...rules.required, ...rules.optional];

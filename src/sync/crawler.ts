@@ -52,7 +52,7 @@ const INF = Number.POSITIVE_INFINITY;
 const ROUND_MS = 5 * 60_000;
 const iso = (t: number) => new Date(t).toISOString();
 /** CircleCI's shortest data retention (Free plan): below older pipelines, a 404 means expired. */
-export const RETENTION_MS = 90 * DAY_MS;
+const RETENTION_MS = 90 * DAY_MS;
 const ageOf = (ms: number) => (ms >= DAY_MS ? `${Math.floor(ms / DAY_MS)} days` : `${Math.max(1, Math.round(ms / 3_600_000))} hours`);
 
 /** One selected stream in one project: its declaration, what to project onto, its cursor arithmetic. */

@@ -29,13 +29,18 @@ export function partitionOf(slug: string, count: number): number {
   return h % count;
 }
 
-export function selectProjects(config: Pick<Config, 'projectSlugs' | 'excludeProjects' | 'partition'>, discovered: readonly string[]): ProjectSelection {
+type Scope = Pick<Config, 'excludeProjects' | 'partition'>;
+
+const excluder = (config: Scope): ((slug: string) => boolean) =>
+  config.excludeProjects.length ? picomatch(config.excludeProjects, { dot: true, nocase: true }) : () => false;
+const elsewhere = (config: Scope, slug: string): boolean => !!config.partition && partitionOf(slug, config.partition.count) !== config.partition.index;
+
+export function selectProjects(config: Pick<Config, 'projectSlugs'> & Scope, discovered: readonly string[]): ProjectSelection {
   const listed = new Set(config.projectSlugs);
   const all = [...new Set([...config.projectSlugs, ...discovered])];
-  const isExcluded = config.excludeProjects.length ? picomatch(config.excludeProjects, { dot: true, nocase: true }) : () => false;
+  const isExcluded = excluder(config);
   const kept = all.filter((s) => !isExcluded(s));
-  const { partition } = config;
-  const mine = partition ? kept.filter((s) => partitionOf(s, partition.count) === partition.index) : kept;
+  const mine = kept.filter((s) => !elsewhere(config, s));
   return {
     slugs: mine,
     discovered: new Set(mine.filter((s) => !listed.has(s))),
@@ -45,7 +50,6 @@ export function selectProjects(config: Pick<Config, 'projectSlugs' | 'excludePro
 }
 
 /** Whether a slug this connection's state holds is still one it is meant to sync, or excluded or elsewhere by choice. */
-export function outOfScope(config: Pick<Config, 'excludeProjects' | 'partition'>, slug: string): boolean {
-  if (config.excludeProjects.length && picomatch(config.excludeProjects, { dot: true, nocase: true })(slug)) return true;
-  return !!config.partition && partitionOf(slug, config.partition.count) !== config.partition.index;
+export function outOfScope(config: Scope, slug: string): boolean {
+  return excluder(config)(slug) || elsewhere(config, slug);
 }
