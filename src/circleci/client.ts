@@ -107,7 +107,7 @@ export class CircleCIClient {
       const result: Attempt = await this.limiter.run(async () => {
         await this.governor.gate(stop);
         if (stop?.aborted) return { kind: 'failure', reason: 'stopped' } as const;
-        return getJson(url, this.opts.token, this.tokenOrigin, this.policy.timeoutMs, stop);
+        return this.governor.sent(() => getJson(url, this.opts.token, this.tokenOrigin, this.policy.timeoutMs, stop));
       }, priority);
       if (stop?.aborted) throw new StoppedError();
       this.requests++;

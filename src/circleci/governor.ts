@@ -18,6 +18,8 @@ export class RateGovernor {
   /** Gates waiting for their turn: woken when the pacing loosens (a new window, say). */
   private readonly waiting = new Set<() => void>();
   private successes = 0;
+  /** Requests sent and not yet answered: they spend quota that no header counts yet. */
+  private inFlight = 0;
   private lastDecrease = 0;
   /** The last rate-limit headers seen: remaining, when the quota resets, when seen (epoch ms). */
   private last?: { remaining: number; resetAt: number; at: number };
@@ -59,6 +61,16 @@ export class RateGovernor {
       this.waiting.add(done);
       const unhook = onStop(signal, done);
     });
+  }
+
+  /** Sends one request (after `gate`), counting it as in flight until it is answered. */
+  async sent<T>(request: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await request();
+    } finally {
+      this.inFlight--;
+    }
   }
 
   /** Everyone waits until `ms` from now (a 429's Retry-After applies to the whole token). */
@@ -111,7 +123,10 @@ export class RateGovernor {
       else if (this.model === 'unknown' && remaining <= this.last.remaining && now - this.last.at >= 1000) this.model = 'window';
     }
     this.last = { remaining, resetAt, at: now };
-    this.setInterval(remaining > limit * PACE_BELOW ? 0 : this.paceMs(limit, remaining, reset));
+    // What is left to start: the header does not yet count the requests still in flight (on a
+    // busy machine their answers are read late, and pacing on the header alone overshot a window).
+    const available = Math.max(0, remaining - this.inFlight);
+    this.setInterval(available > limit * PACE_BELOW ? 0 : this.paceMs(limit, available, reset));
   }
 
   private setInterval(ms: number): void {
