@@ -24,11 +24,25 @@ export interface Config {
   maxConcurrency: number;
   /** What the environment changes in the retry policy's timing (docs/retry-timing.md). */
   retryTiming: EnvTiming['timing'];
+  /** Plain http to a host other than this machine was allowed (base_url, and usage export downloads). */
+  allowInsecureHttp: boolean;
+  /** The usage stream: how long a sync waits for exports, in ms (usage_poll_minutes). */
+  usagePollMs: number;
+  /** The usage stream: creates allowed per organization per window (docs/usage.md, pacing). */
+  usageCreateLimit: UsageCreateLimit;
   /** Things worth telling the user that do not stop the sync (unknown keys, plain http). */
   warnings: string[];
 }
 
 export const DEFAULT_BASE_URL = 'https://circleci.com/api/v2';
+export const DEFAULT_USAGE_POLL_MINUTES = 30;
+
+export interface UsageCreateLimit {
+  count: number;
+  windowMs: number;
+}
+/** CircleCI allows 10 creates an hour per organization; one is left for whoever else uses it. */
+export const USAGE_CREATE_LIMIT: UsageCreateLimit = { count: 9, windowMs: 3_600_000 };
 export const DEFAULT_LOOKBACK_DAYS = 7;
 export const DEFAULT_MAX_CONCURRENCY = 8;
 const DAY_MS = 86_400_000;
@@ -47,6 +61,7 @@ const FIXES: Record<string, string> = {
   organizations: 'set "organizations" to a list such as ["gh/acme"] (org slugs or org ids), or leave it out',
   exclude_projects: 'set "exclude_projects" to a list of slug patterns such as ["gh/acme/legacy-*"], or leave it out',
   partition: 'set "partition" to {"index": i, "count": n} with 0 <= i < n, or leave it out',
+  usage_poll_minutes: 'set "usage_poll_minutes" to a whole number of minutes from 0 to 1440, or leave it out (default 30)',
 };
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
@@ -200,6 +215,7 @@ export function parseConfig(raw: unknown, now: Date = new Date(), env: Record<st
   }
   const fromEnv = timingFromEnv(env, isLoopback(url.hostname));
   warnings.push(...fromEnv.warnings);
+  const usageCreateLimit = usageCreateLimitFromEnv(env, isLoopback(url.hostname), warnings);
 
   return {
     token,
@@ -212,8 +228,34 @@ export function parseConfig(raw: unknown, now: Date = new Date(), env: Record<st
     lookbackDays: (input.lookback_days as number | undefined) ?? DEFAULT_LOOKBACK_DAYS,
     maxConcurrency: (input.max_concurrency as number | undefined) ?? DEFAULT_MAX_CONCURRENCY,
     retryTiming: fromEnv.timing,
+    allowInsecureHttp: input.allow_insecure_http === true,
+    usagePollMs: ((input.usage_poll_minutes as number | undefined) ?? DEFAULT_USAGE_POLL_MINUTES) * 60_000,
+    usageCreateLimit,
     warnings,
   };
+}
+
+/**
+ * SOURCE_CIRCLECI_USAGE_CREATE_LIMIT="<count>/<seconds>": usage export creates per organization
+ * per window. Lower than CircleCI's 10 an hour is always honoured (another tool shares the quota);
+ * anything else only against a loopback base_url (the mock's createLimit, in tests).
+ */
+function usageCreateLimitFromEnv(env: Record<string, string | undefined>, loopback: boolean, warnings: string[]): UsageCreateLimit {
+  const raw = env.SOURCE_CIRCLECI_USAGE_CREATE_LIMIT?.trim();
+  if (!raw) return USAGE_CREATE_LIMIT;
+  const m = /^(\d+)\/(\d+(\.\d+)?)$/.exec(raw);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) <= 0) {
+    throw configError(
+      `The environment variable SOURCE_CIRCLECI_USAGE_CREATE_LIMIT is ${JSON.stringify(raw)}: set it to "<creates>/<seconds>" such as "5/3600" (usage exports created per organization per hour), or unset it.`,
+    );
+  }
+  const limit = { count: Number(m[1]), windowMs: Math.round(Number(m[2]) * 1000) };
+  const stricter = limit.count / limit.windowMs <= USAGE_CREATE_LIMIT.count / USAGE_CREATE_LIMIT.windowMs && limit.windowMs <= 24 * 3_600_000;
+  if (loopback || stricter) return limit;
+  warnings.push(
+    `SOURCE_CIRCLECI_USAGE_CREATE_LIMIT (${raw}) is looser than CircleCI's limit of 10 usage exports an hour per organization and is ignored (honoured only when base_url is this machine). Unset it to silence this warning.`,
+  );
+  return USAGE_CREATE_LIMIT;
 }
 
 /** Reads and parses a JSON file given on the command line; `what` names it in errors ("config"). */

@@ -14,8 +14,11 @@ export class HttpError extends ConnectorError {
     readonly endpoint: string,
     /** Short, one line, sanitised (excerpt.ts): never the raw body. */
     readonly serverMessage: string,
+    readonly method: 'GET' | 'POST' = 'GET',
+    /** A 429 of an endpoint's own limit (RequestOptions.ownLimit 'final'): how long the server asked to wait. */
+    readonly retryAfterMs?: number,
   ) {
-    super(`GET ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
+    super(`${method} ${endpoint} answered HTTP ${status}${serverMessage ? ` (${serverMessage})` : ''}.`, 'transient_error', `HTTP ${status}`);
     this.name = 'HttpError';
   }
 }
@@ -54,6 +57,13 @@ export interface RequestOptions {
   mustExist?: boolean;
   /** Another API version beside base_url's v2 (organizations' projects: v3 on cloud, v1.1 on CircleCI Server). */
   api?: 'v3' | 'v1.1';
+  /**
+   * A 429 here is this endpoint's own limit (usage exports: creates and polls per organization),
+   * not the token's: other requests do not pause for it. 'wait': retried after the wait asked
+   * for, like any 429; 'final': thrown at once as an HttpError carrying that wait, for the caller
+   * to pace on (a create limit of 10 an hour is not waited out by a retry loop).
+   */
+  ownLimit?: 'wait' | 'final';
 }
 
 interface Page {
@@ -99,6 +109,20 @@ export class CircleCIClient {
    * Lower `priority` values go first when requests wait for a slot.
    */
   async get(path: string, query: Record<string, string | undefined> = {}, priority = 0, opts: RequestOptions = {}): Promise<unknown> {
+    return this.request('GET', path, query, priority, opts);
+  }
+
+  /** POST a JSON body (creating a usage export), through the same limit and retry policy as a GET. */
+  async post(path: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> {
+    return this.request('POST', path, {}, 0, opts, JSON.stringify(body));
+  }
+
+  /** The retry policy's data, for the one other HTTP path (token-free downloads) to follow. */
+  get retryPolicy(): RetryPolicy {
+    return this.policy;
+  }
+
+  private async request(method: 'GET' | 'POST', path: string, query: Record<string, string | undefined>, priority: number, opts: RequestOptions, body?: string): Promise<unknown> {
     const url = new URL(this.apiRoot(opts.api) + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const started = Date.now();
@@ -107,7 +131,7 @@ export class CircleCIClient {
       const result: Attempt = await this.limiter.run(async () => {
         await this.governor.gate(stop);
         if (stop?.aborted) return { kind: 'failure', reason: 'stopped' } as const;
-        return this.governor.sent(() => getJson(url, this.opts.token, this.tokenOrigin, this.policy.timeoutMs, stop));
+        return this.governor.sent(() => getJson(url, this.opts.token, this.tokenOrigin, this.policy.timeoutMs, stop, body === undefined ? undefined : { body }));
       }, priority);
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
@@ -115,7 +139,7 @@ export class CircleCIClient {
       if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
       if (result.kind === 'downgrade') {
         throw configError(
-          `GET ${path} was redirected from https to plain http (${result.location}); not followed, so the token does not travel unencrypted. ` +
+          `${method} ${path} was redirected from https to plain http (${result.location}); not followed, so the token does not travel unencrypted. ` +
             `Check base_url (${this.opts.baseUrl}): it should be the server's https address, and the server should not redirect it to http.`,
           'redirect from https to http',
         );
@@ -123,18 +147,24 @@ export class CircleCIClient {
       // A failed lookup before anything answered: the host is wrong, or this machine has no network.
       // Once something has answered, it is a blip (DNS hiccup, resolver restart) and retried below.
       if (result.kind === 'failure' && DNS_FAILURES.has(result.reason) && this.firstAnswerAt === undefined) throw this.unreachable(result.reason);
-      this.governor.observe(result.status, result.headers);
+      const ownLimited = result.status === 429 && opts.ownLimit !== undefined;
+      // The endpoint's own limit says nothing about the token's: no pause, no lower concurrency.
+      if (!ownLimited) this.governor.observe(result.status, result.headers);
       if (result.kind === 'response' && result.status >= 200 && result.status < 300) return result.body;
+      if (ownLimited && opts.ownLimit === 'final' && result.kind === 'response') {
+        const said = serverExcerpt(result.body, result.bodyText, result.headers.get('content-type'));
+        throw new HttpError(429, path, said, method, serverWaitMs({ ...this.policy, scale: 1, maxDelayMs: 3_600_000 }, result.headers));
+      }
       const retried = this.policy.retryStatuses.includes(result.status ?? 0) || (result.status === 404 && opts.mustExist && attempt < this.policy.notFoundAttempts);
       if (result.kind === 'response' && !retried) {
-        throw new HttpError(result.status, path, serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')));
+        throw new HttpError(result.status, path, serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')), method);
       }
       const reason = result.kind === 'response' ? `HTTP ${result.status}` : result.status ? `HTTP ${result.status} with ${result.reason}` : result.reason;
       const elapsed = Date.now() - started;
       if (attempt >= this.policy.maxAttempts || elapsed >= this.policy.maxElapsedMs) {
         const said = result.kind === 'response' ? serverExcerpt(result.body, result.bodyText, result.headers.get('content-type')) : '';
         throw transientError(
-          `GET ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}${said ? ` (${said})` : ''}. ` +
+          `${method} ${path} failed ${attempt} times over ${Math.round(elapsed / 1000)} s; the last answer was ${reason}${said ? ` (${said})` : ''}. ` +
             'CircleCI may be unavailable or rate-limiting this token: run the sync again later; it resumes from its last checkpoint.',
           reason,
         );
@@ -143,8 +173,8 @@ export class CircleCIClient {
       const asked = result.headers && (rateLimited || result.status === 503) ? serverWaitMs(this.policy, result.headers) : undefined;
       const waitMs = asked ?? backoffMs(this.policy, attempt);
       this.opts.onRetry?.({ endpoint: path, attempt, waitMs, reason, rateLimited });
-      // A 429 is about the token, not this request: everyone waits.
-      if (rateLimited) this.governor.pause(waitMs);
+      // A 429 is about the token, not this request: everyone waits (unless it is the endpoint's own limit).
+      if (rateLimited && !ownLimited) this.governor.pause(waitMs);
       else await sleep(waitMs, stop);
     }
   }

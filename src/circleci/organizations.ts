@@ -14,10 +14,12 @@ export interface Discovery {
   slugs: string[];
   /** One line per organization: how many projects, from which API. */
   notes: string[];
+  /** The organizations as resolved: id (unknown on a CircleCI Server without API v3) and slug. */
+  organizations: Org[];
 }
 
 
-interface Org {
+export interface Org {
   id?: string;
   slug?: string;
 }
@@ -29,11 +31,13 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' && v ? v
 export async function discoverProjects(client: CircleCIClient, organizations: readonly string[]): Promise<Discovery> {
   const found = new Set<string>();
   const notes: string[] = [];
+  const resolved: Org[] = [];
   let collaborations: Org[] | undefined;
   let followed: Json[] | undefined;
   for (const entry of organizations) {
     collaborations ??= await memberships(client);
     const org = await resolve(client, entry, collaborations);
+    resolved.push(org);
     const name = org.slug ?? org.id ?? entry;
     const cloud = org.id ? await v3Projects(client, org.id) : undefined;
     if (cloud) {
@@ -54,7 +58,7 @@ export async function discoverProjects(client: CircleCIClient, organizations: re
       `Organization ${name}: ${mine.length} projects the token's user follows (API v1.1: this CircleCI has no API v3, as on CircleCI Server; projects nobody follows are not found).`,
     );
   }
-  return { slugs: [...found], notes };
+  return { slugs: [...found], notes, organizations: resolved };
 }
 
 /** GET /me/collaborations: the token's organizations (the key is vcs_type, or vcs-type in CircleCI's OpenAPI document). */

@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { streamByName } from '../streams/index.js';
+import { perOrganization, streamByName } from '../streams/index.js';
 import type { StreamDeclaration } from '../streams/stream.js';
 import { parseStreamState, type StreamState, type SyncState } from '../sync/state.js';
 import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migrateWorkflows, stoppedInWorkflows } from './tap-circle-ci-state.js';
@@ -20,7 +20,10 @@ import { isTapCircleCiBookmark, migratePipelines, migrateTapCircleCiState, migra
  */
 
 export type Bookmarks = Record<string, unknown>;
-type Partition = Record<string, unknown> & { context: { project_slug: string } };
+type Partition = Record<string, unknown> & { context: Record<string, string> };
+
+/** A partition's context key: the project slug, or the organization id for the per-organization stream (usage). */
+const contextKey = (stream: StreamDeclaration): string => (perOrganization(stream) ? 'organization_id' : 'project_slug');
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const FIX = 'Fix or remove the state file (a sync without state starts again from start_date).';
@@ -33,7 +36,7 @@ export function toSingerBookmark(stream: StreamDeclaration, state: StreamState):
     const value = field ? rest[field] : undefined;
     if (field) delete rest[field];
     return {
-      context: { project_slug: slug },
+      context: { [contextKey(stream)]: slug },
       ...(typeof value === 'string' ? { replication_key: field, replication_key_value: value } : {}),
       ...rest,
     } as Partition;
@@ -74,16 +77,21 @@ export function fromSingerBookmark(stream: StreamDeclaration, value: unknown, sl
   if ('partitions' in value) {
     if (!Array.isArray(value.partitions)) throw configError(`The state's ${where}.partitions must be a list. ${FIX}`);
     const raw: Record<string, unknown> = {};
+    const key = contextKey(stream);
     for (const [i, p] of value.partitions.entries()) {
-      const slug = isObject(p) && isObject(p.context) ? p.context.project_slug : undefined;
+      const slug = isObject(p) && isObject(p.context) ? p.context[key] : undefined;
       if (typeof slug !== 'string') {
-        throw configError(`The state's ${where}.partitions[${i}] has no context.project_slug; each partition is {"context": {"project_slug": "gh/acme/api"}, "replication_key_value": "…"}. ${FIX}`);
+        const example = key === 'project_slug' ? '"gh/acme/api"' : '"<organization id>"';
+        throw configError(`The state's ${where}.partitions[${i}] has no context.${key}; each partition is {"context": {"${key}": ${example}}, "replication_key_value": "…"}. ${FIX}`);
       }
       raw[slug] = cursorOf(stream, p as Record<string, unknown>, `${where}.partitions[${i}]`);
     }
     return parseStreamState(stream.name, raw, `Singer state, ${where}`);
   }
   if ('replication_key_value' in value || 'replication_key' in value || 'progress_markers' in value) {
+    if (perOrganization(stream)) {
+      throw configError(`The state's ${where} is one bookmark for the whole stream; ${stream.name} is bookmarked per organization: {"partitions": [{"context": {"organization_id": "<organization id>"}, "replication_key_value": "…"}]}. ${FIX}`);
+    }
     const cursor = cursorOf(stream, value, where);
     if (!Object.keys(cursor).length) return {};
     return parseStreamState(stream.name, Object.fromEntries(slugs.map((s) => [s, cursor])), `Singer state, ${where}`);

@@ -4,10 +4,11 @@ import { pipelines } from './pipelines.js';
 import { projects } from './projects.js';
 import type { StreamDeclaration } from './stream.js';
 import { tests } from './tests.js';
+import { usage } from './usage.js';
 import { workflows } from './workflows.js';
 
 /** Every stream, parents before children. */
-export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests];
+export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests, usage];
 
 /** The root of the tree the crawler walks: the pipeline list, newest first. */
 export const TREE_ROOT: StreamDeclaration = pipelines;
@@ -24,6 +25,9 @@ const TREE = new Set(below(TREE_ROOT));
 
 /** A stream and everything below it. */
 export const subtreeOf = (s: StreamDeclaration): StreamDeclaration[] => SUBTREE.get(s) ?? below(s);
+
+/** Streams read per organization, outside the project crawl (usage). */
+export const perOrganization = (s: StreamDeclaration): boolean => s.scope === 'organization';
 
 /** Streams read while walking the pipeline list: they checkpoint per pipeline and can resume. */
 export const inTree = (s: StreamDeclaration): boolean => TREE.has(s);

@@ -44,6 +44,11 @@ export interface StreamDeclaration {
   single?: boolean;
   /** Costs a request or more per job: a Singer sync without a catalog leaves it out. */
   optIn?: boolean;
+  /**
+   * 'organization': read once per organization by its own reader (sync/usage.ts), not by the
+   * crawler; its state is keyed by organization id, not by project slug.
+   */
+  scope?: 'organization';
   path(ctx: Context): string;
   /** Whether this parent has records of this stream at all (details: numbered build jobs only). */
   wants?(ctx: Context): boolean;

@@ -4,10 +4,14 @@ import type { Config } from '../config.js';
 import { configError } from '../errors.js';
 import { projectExists, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import { slugPath } from '../slug-path.js';
-import { discoverProjects } from '../circleci/organizations.js';
+import { discoverProjects, type Org } from '../circleci/organizations.js';
+import { perOrganization, streamByName } from '../streams/index.js';
 import { crawl, type Selection, type SyncSink } from './crawler.js';
 import { outOfScope, selectProjects } from './projects.js';
 import type { SyncState } from './state.js';
+import { readUsage } from './usage.js';
+import { usageOrganizations } from './usage-orgs.js';
+import type { UsageState } from './usage-state.js';
 
 /** What both faces share: building the client, checking a connection, running a sync. */
 
@@ -56,7 +60,7 @@ export async function checkConnection(config: Config): Promise<void> {
 
 /** The projects of this sync: listed and discovered, less the excluded, this connection's share. */
 async function projectsOf(config: Config, client: CircleCIClient, state: SyncState, sink: SyncSink) {
-  const discovery = config.organizations.length ? await discoverProjects(client, config.organizations) : { slugs: [], notes: [] };
+  const discovery = config.organizations.length ? await discoverProjects(client, config.organizations) : { slugs: [], notes: [], organizations: [] as Org[] };
   for (const note of discovery.notes) await sink.log('INFO', note);
   const projects = selectProjects(config, discovery.slugs);
   if (config.organizations.length || config.partition || config.excludeProjects.length) {
@@ -69,14 +73,19 @@ async function projectsOf(config: Config, client: CircleCIClient, state: SyncSta
   // Discovering: a project the state knows that is neither found nor left out by choice has gone,
   // or is no longer visible. Its state is kept (it may come back).
   const now = new Set(projects.slugs);
-  const known = new Set(Object.values(state).flatMap((s) => Object.keys(s)));
+  const known = new Set(Object.entries(state).filter(([name]) => !isPerOrganization(name)).flatMap(([, s]) => Object.keys(s)));
   for (const slug of config.organizations.length ? known : []) {
     if (!now.has(slug) && !outOfScope(config, slug)) {
       await sink.log('WARN', `${slug}: in the state but not found now (deleted, archived, or no longer visible to the token); not synced, its state is kept in case it comes back.`);
     }
   }
-  return projects;
+  return { ...projects, organizations: discovery.organizations };
 }
+
+const isPerOrganization = (name: string): boolean => {
+  const s = streamByName(name);
+  return !!s && perOrganization(s);
+};
 
 export interface SyncOptions {
   signal?: AbortSignal;
@@ -109,7 +118,27 @@ export async function runSync(config: Config, selection: Map<string, Selection>,
   const ticker = opts.progress && setInterval(tick, 500).unref();
   try {
     const projects = await projectsOf(config, client, state, sink);
-    await crawl({ config: { ...config, projectSlugs: projects.slugs }, client, selection, state, sink: opts.progress ? counted : sink, signal: opts.signal, discovered: projects.discovered });
+    const out = opts.progress ? counted : sink;
+    // The project tree (the crawler) and the per-organization usage reader run side by side: the
+    // reader mostly waits for CircleCI's exports. An unselected usage stream costs nothing.
+    const tree = new Map([...selection].filter(([name]) => !isPerOrganization(name)));
+    const usage = selection.get('usage');
+    const work: Promise<void>[] = [];
+    if (tree.size) work.push(crawl({ config: { ...config, projectSlugs: projects.slugs }, client, selection: tree, state, sink: out, signal: opts.signal, discovered: projects.discovered }));
+    if (usage) {
+      work.push(
+        (async () => {
+          const orgs = await usageOrganizations(config, client, projects.organizations, (m) => sink.log('WARN', m));
+          // Which day it is, by CircleCI's clock: ask it once if nothing has answered yet.
+          if (client.firstAnswerAt === undefined && !(await tokenAccepted(client))) throw tokenRejected();
+          const now = client.firstAnswerAt ?? Date.now();
+          await readUsage({ config, client, mode: usage.mode, schema: usage.schema, state: (state.usage ?? {}) as UsageState, sink: out, orgs, signal: opts.signal, now });
+        })(),
+      );
+    }
+    const results = await Promise.allSettled(work);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     if (ticker) clearInterval(ticker);
     await sink.log('INFO', `Sync finished after ${((Date.now() - started) / 1000).toFixed(1)} s and ${client.requests} requests.`);

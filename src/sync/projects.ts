@@ -31,7 +31,7 @@ export function partitionOf(slug: string, count: number): number {
 
 type Scope = Pick<Config, 'excludeProjects' | 'partition'>;
 
-const excluder = (config: Scope): ((slug: string) => boolean) =>
+export const excluder = (config: Scope): ((slug: string) => boolean) =>
   config.excludeProjects.length ? picomatch(config.excludeProjects, { dot: true, nocase: true }) : () => false;
 const elsewhere = (config: Scope, slug: string): boolean => !!config.partition && partitionOf(slug, config.partition.count) !== config.partition.index;
 

@@ -1,5 +1,6 @@
 import { normaliseSlug } from '../config.js';
 import { configError } from '../errors.js';
+import { parseUsageState } from './usage-state.js';
 
 /**
  * Progress of an interrupted sync of one project: pipelines numbered `from`..`to` were completely
@@ -39,6 +40,8 @@ const FIX = 'Fix or remove the state file (a sync without state starts again fro
 
 /** Checks one stream's state and normalises its slugs; `where` names it in messages. */
 export function parseStreamState(stream: string, value: unknown, where: string): StreamState {
+  // The one stream kept per organization, not per project (sync/usage.ts).
+  if (stream === 'usage') return parseUsageState(value, where);
   if (!isObject(value)) throw configError(`The state for stream "${stream}" (${where}) must be an object keyed by project slug. ${FIX}`);
   const out: StreamState = {};
   for (const [slug, cursor] of Object.entries(value)) {

@@ -358,3 +358,105 @@ run_time?: (null | number)
 source?: (null | string)
 [k: string]: unknown
 }
+
+/**
+ * One row of CircleCI's Usage Export (POST /organizations/{org_id}/usage_export_job): one job run, what it ran on and the credits it cost. The 48 columns of the export, lowercase, typed (Y/N as booleans, empty cells as null); *_date columns are dates, *_at columns date-times. Primary key: job_id, the one column that names a job run (a rerun is a new job with a new id and number; a job carried into a "rerun from failed" workflow did not run again, so it has one row); project_id + job_run_number would do too, and job_id joins to jobs.id. Cursor: _window_end.
+ */
+export interface UsageRow {
+/**
+ * The organization whose export this row came from (added by the connector; the same as organization_id except for rows of shared organizations).
+ */
+_organization_id: string
+/**
+ * The end (exclusive) of the export window this row came from (added by the connector): the cursor of incremental syncs. A row exported again by a later window (late rows, see docs/usage.md) carries the later end, so the newest copy wins on deduplication.
+ */
+_window_end: string
+/**
+ * The organization the job ran in.
+ */
+organization_id?: (null | string)
+organization_name?: (null | string)
+organization_created_date?: (null | string)
+project_id?: (null | string)
+project_name?: (null | string)
+project_created_date?: (null | string)
+last_build_finished_at?: (null | string)
+vcs_name?: (null | string)
+/**
+ * The repository URL.
+ */
+vcs_url?: (null | string)
+vcs_branch?: (null | string)
+pipeline_id?: (null | string)
+pipeline_created_at?: (null | string)
+pipeline_number?: (null | number)
+/**
+ * Y/N in the export: the pipeline was triggered by a user who is not a CircleCI user (a bot).
+ */
+is_unregistered_user?: (null | boolean)
+pipeline_trigger_source?: (null | string)
+/**
+ * Who triggered the pipeline; empty for scheduled pipelines.
+ */
+pipeline_trigger_user_id?: (null | string)
+workflow_id?: (null | string)
+workflow_name?: (null | string)
+workflow_first_job_queued_at?: (null | string)
+workflow_first_job_started_at?: (null | string)
+workflow_stopped_at?: (null | string)
+/**
+ * Y/N in the export; null while the workflow had not stopped.
+ */
+is_workflow_successful?: (null | boolean)
+job_name?: (null | string)
+/**
+ * The job run: the primary key (a rerun is a new job with a new id; a job carried into a "rerun from failed" workflow did not run again and has one row). Joins to jobs.id.
+ */
+job_id: string
+/**
+ * The job number within its project (job_details.number).
+ */
+job_run_number?: (null | number)
+/**
+ * The UTC day the job ran.
+ */
+job_run_date?: (null | string)
+job_run_queued_at?: (null | string)
+job_run_started_at?: (null | string)
+job_run_stopped_at?: (null | string)
+/**
+ * success, failed, canceled, ...
+ */
+job_build_status?: (null | string)
+resource_class?: (null | string)
+operating_system?: (null | string)
+executor?: (null | string)
+parallelism?: (null | number)
+/**
+ * How long the job ran, in seconds.
+ */
+job_run_seconds?: (null | number)
+median_cpu_utilization_pct?: (null | number)
+max_cpu_utilization_pct?: (null | number)
+median_ram_utilization_pct?: (null | number)
+max_ram_utilization_pct?: (null | number)
+/**
+ * Credits for compute (resource class × minutes × parallelism).
+ */
+compute_credits?: (null | number)
+/**
+ * Credits for Docker layer caching.
+ */
+dlc_credits?: (null | number)
+user_credits?: (null | number)
+storage_credits?: (null | number)
+network_credits?: (null | number)
+lease_credits?: (null | number)
+lease_overage_credits?: (null | number)
+ipranges_credits?: (null | number)
+/**
+ * Every credit the job run cost: the sum of the *_credits columns.
+ */
+total_credits?: (null | number)
+[k: string]: unknown
+}

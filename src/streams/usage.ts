@@ -1,0 +1,73 @@
+import { loadSchema, type StreamDeclaration } from './stream.js';
+
+/**
+ * CircleCI's Usage Export: one record per job run and its credits, read per organization by
+ * sync/usage.ts (an export job per window, its CSV parts downloaded), not below the pipeline list.
+ * Opt-in: it costs exports (10 an hour per organization), not requests.
+ */
+export const usage: StreamDeclaration = {
+  name: 'usage',
+  schema: loadSchema('usage'),
+  primaryKey: ['job_id'],
+  cursorField: '_window_end',
+  optIn: true,
+  scope: 'organization',
+  path: () => '/organizations/{org_id}/usage_export_job',
+};
+
+type Cell = string | number | boolean | null;
+
+/** A cell that did not read as its column's type (emitted as null, reported once per export). */
+export interface BadCell {
+  column: string;
+  value: string;
+}
+
+const ISO_ZONED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
+const PLAIN_TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A date-time as an ISO string in UTC; one without a zone is UTC (Date.parse would read it as local time). */
+function dateTime(v: string): string | undefined {
+  const text = PLAIN_TIME.test(v) ? `${v.replace(' ', 'T')}Z` : DATE.test(v) ? `${v}T00:00:00Z` : ISO_ZONED.test(v) ? v : undefined;
+  const t = text === undefined ? NaN : Date.parse(text);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+const FLAGS: Record<string, boolean> = { y: true, yes: true, true: true, '1': true, n: false, no: false, false: false, '0': false };
+
+/** One cell read as its schema says: numbers, Y/N as booleans, dates and date-times as ISO strings; empty is null. */
+function cell(prop: { type?: string | string[]; format?: unknown }, raw: string): Cell | BadCell['value'] | undefined {
+  const v = raw.trim();
+  if (v === '') return null;
+  const types = Array.isArray(prop.type) ? prop.type : [prop.type];
+  if (types.includes('integer') || types.includes('number')) {
+    const n = Number(v);
+    return Number.isFinite(n) && (!types.includes('integer') || Number.isInteger(n)) ? n : undefined;
+  }
+  if (types.includes('boolean')) return FLAGS[v.toLowerCase()];
+  if (prop.format === 'date-time') return dateTime(v);
+  if (prop.format === 'date') return DATE.test(v) ? v : dateTime(v)?.slice(0, 10);
+  return raw;
+}
+
+/**
+ * A CSV row (lowercase column names) as a usage record: every column of the schema present in the
+ * export, typed; columns the export adds tomorrow are dropped; `_organization_id` and `_window_end`
+ * added. A cell that does not read as its type is null, and listed in `bad`.
+ */
+export function usageRecord(row: Record<string, string>, orgId: string, windowEnd: string, bad: BadCell[]): Record<string, Cell> {
+  const out: Record<string, Cell> = { _organization_id: orgId, _window_end: windowEnd };
+  for (const [column, prop] of COLUMNS) {
+    const raw = row[column];
+    if (raw === undefined) continue;
+    const v = cell(prop, raw);
+    if (v === undefined) {
+      bad.push({ column, value: raw.slice(0, 40) });
+      out[column] = null;
+    } else out[column] = v;
+  }
+  return out;
+}
+
+const COLUMNS = Object.entries(usage.schema.properties ?? {}).filter(([k]) => !k.startsWith('_')) as Array<[string, { type?: string | string[]; format?: unknown }]>;
