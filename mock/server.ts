@@ -445,7 +445,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     }
   };
   const storage = await startStorage(host, secret, opts.usage?.storageFailFirst ?? 0);
-  const usage = usageRoutes(world, storage, opts.usage);
+  const usage = usageRoutes(world, storage, opts.usage, opts.server === true);
   const orgs = orgRoutes(world, {
     keyStyle: opts.collaborationsKeyStyle ?? 'vcs_type',
     pageSize: Math.max(1, opts.v3PageSize ?? 20),

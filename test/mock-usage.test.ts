@@ -160,6 +160,15 @@ describe('create and poll', () => {
     expect(csv.split('\n').some((line) => line !== '' && line.split(',').length !== USAGE_COLUMNS.length)).toBe(true);
   });
 
+  test('shared_org_ids add the shared organizations\' rows', async () => {
+    const s = await mockWith({ usage: { readyAfterPolls: 1 } });
+    const c = await create(s, acme.id, { start: START, end: END, shared_org_ids: [bbAcme.id] });
+    const done = await finish(s, acme.id, c.body.usage_export_job_id);
+    const rows = rowsOf(await download(done.body.download_urls[0]));
+    expect(new Set(rows.map((r) => r.organization_id))).toEqual(new Set([acme.id, bbAcme.id]));
+    expect(rows).toEqual(usageRows(world, acme.id, new Date(START), new Date(END), [bbAcme.id]));
+  });
+
   test('rowsPerPart splits the export into several gzipped parts, each with the header', async () => {
     const s = await mockWith({ usage: { rowsPerPart: 7, readyAfterPolls: 1 } });
     const c = await create(s, acme.id, { start: START, end: END });
@@ -241,6 +250,13 @@ describe('errors', () => {
     const other = world.organizations()[2].id;
     expect((await poll(s, other, id)).status).toBe(404);
     expect((await poll(s, acme.id, id)).status).toBe(200);
+  });
+
+  test('CircleCI Server (server: true) has no usage export: 404', async () => {
+    const onServer = await mockWith({ server: true });
+    const r = await create(onServer, acme.id, { start: START, end: END });
+    expect(r.status).toBe(404);
+    expect(r.body.message).toMatch(/\S/);
   });
 
   test('401 without a token or with a wrong one; GET on the create path is 405', async () => {
