@@ -27,9 +27,13 @@ const ISO_ZONED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?
 const PLAIN_TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
-/** A date-time as an ISO string in UTC; one without a zone is UTC (Date.parse would read it as local time). */
+/**
+ * A date-time as an ISO string: one with a zone as CircleCI wrote it (like every other stream's
+ * times); one without a zone is UTC (Date.parse would read it as this machine's local time).
+ */
 function dateTime(v: string): string | undefined {
-  const text = PLAIN_TIME.test(v) ? `${v.replace(' ', 'T')}Z` : DATE.test(v) ? `${v}T00:00:00Z` : ISO_ZONED.test(v) ? v : undefined;
+  if (ISO_ZONED.test(v)) return Number.isNaN(Date.parse(v)) ? undefined : v;
+  const text = PLAIN_TIME.test(v) ? `${v.replace(' ', 'T')}Z` : DATE.test(v) ? `${v}T00:00:00Z` : undefined;
   const t = text === undefined ? NaN : Date.parse(text);
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
