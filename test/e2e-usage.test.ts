@@ -120,6 +120,16 @@ describe('usage stream (Airbyte: source-circleci read)', () => {
     expect(unavailable).toHaveLength(1);
     expect(unavailable[0]).toMatch(/^WARN usage: organization gh\/other: .*404.*CircleCI Server.*plans/);
     expect(Object.keys(usageState)).toEqual([acme]);
+
+    // check names the organizations a sync would export, and creates no export to find out.
+    const posts = mock.counters.log.filter((e) => e.method === 'POST').length;
+    const files = tempFiles({ config: { token: TEST_TOKEN, base_url: mock.baseUrl, project_slugs: ['gh/acme/api'], organizations: ['gh/other'] } });
+    const check = await runCli(AIRBYTE_CLI, ['check', '--config', files.config]);
+    expect(check.messages.at(-1)).toEqual({ type: 'CONNECTION_STATUS', connectionStatus: { status: 'SUCCEEDED' } });
+    const said = check.messages.filter((m) => m.type === 'LOG' && m.log.message.startsWith('usage'));
+    expect(said).toHaveLength(1);
+    expect(said[0].log.message).toMatch(/exports gh\/other, gh\/acme\. .*check creates none/);
+    expect(mock.counters.log.filter((e) => e.method === 'POST')).toHaveLength(posts);
   });
 
   test('creates are paced: the configured limit stops a backfill without a 429; a limit reached elsewhere costs one 429 and no more creates until its Retry-After', async () => {

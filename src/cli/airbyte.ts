@@ -112,7 +112,7 @@ async function run(out: Output, cmd: Command, signal: AbortSignal): Promise<void
       return out.line({ type: 'SPEC', spec: { documentationUrl: 'https://github.com/source-circleci/source-circleci#readme', connectionSpecification: spec, supportsIncremental: true, supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] } });
     case 'check':
       try {
-        await checkConnection(await warnAbout(out, config(cmd.config)));
+        await checkConnection(await warnAbout(out, config(cmd.config)), (level, message) => out.line(logMessage(level, message)));
         await out.line(connectionStatus(true));
       } catch (e) {
         const err = asConnectorError(e);

@@ -40,12 +40,16 @@ export function makeClient(config: Config, sink?: Pick<SyncSink, 'log' | 'rateLi
 /** `check` must answer quickly: a few tries, not the sync's patience. */
 const CHECK_POLICY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 3, maxElapsedMs: 30_000, timeoutMs: 30_000 };
 
-/** GET /me, then every project; throws a config error naming what is wrong. */
-export async function checkConnection(config: Config): Promise<void> {
+/**
+ * GET /me, then every project; throws a config error naming what is wrong. `log` hears what
+ * check can say about the usage stream (it has no catalog, so it does not know whether usage is
+ * selected): which organizations a sync would export, and that it creates no export to find out.
+ */
+export async function checkConnection(config: Config, log?: (level: 'INFO' | 'WARN', message: string) => Promise<void> | void): Promise<void> {
   const client = makeClient(config, undefined, CHECK_POLICY);
   if (!(await tokenAccepted(client))) throw tokenRejected();
   // One discovery per organization (its projects are not probed one by one: they were just listed).
-  if (config.organizations.length) await discoverProjects(client, config.organizations);
+  const discovery = config.organizations.length ? await discoverProjects(client, config.organizations) : undefined;
   // Concurrent (the client keeps max_concurrency in flight): hundreds of projects answer in seconds.
   const found = await Promise.all(config.projectSlugs.map((slug) => projectExists(client, slug)));
   const missing = config.projectSlugs.filter((_, i) => !found[i]);
@@ -56,6 +60,27 @@ export async function checkConnection(config: Config): Promise<void> {
         'Check the slugs in "project_slugs" (copy them from the project settings in CircleCI) and that the token\'s user follows the projects.',
     );
   }
+  if (log) await checkUsage(config, client, discovery?.organizations ?? [], log);
+}
+
+/**
+ * What check can honestly say about usage export. CircleCI offers no read-only question for it (a
+ * poll of a job that does not exist answers 404 whether the organization has usage export or
+ * not), and creating an export to find out would spend one of the organization's 10 an hour and
+ * start a query that runs for minutes: check creates none. It names the organizations a sync
+ * would export; the first sync that selects usage says in one WARN where it is not available.
+ */
+async function checkUsage(config: Config, client: CircleCIClient, resolved: Org[], log: (level: 'INFO' | 'WARN', message: string) => Promise<void> | void): Promise<void> {
+  const notes: string[] = [];
+  const orgs = await usageOrganizations(config, client, resolved, (m) => void notes.push(m));
+  for (const n of notes) await log('INFO', n);
+  if (!orgs.length) return;
+  await log(
+    'INFO',
+    `usage (an opt-in stream): a sync that selects it exports ${orgs.map((o) => o.name).join(', ')}. ` +
+      'Whether an organization has usage export (CircleCI cloud, on a plan that includes it) is known only once an export is created, and check creates none ' +
+      '(it would spend one of the 10 an hour CircleCI allows); the first sync says so in one WARN for an organization without it, and goes on.',
+  );
 }
 
 /** The projects of this sync: listed and discovered, less the excluded, this connection's share. */
