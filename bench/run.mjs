@@ -23,6 +23,8 @@
  *              1,000 requests a minute, and a full sync scaled to a year. No-change <= 10% of full;
  *              a day later <= 2 x that day's pipelines + the no-change cost. Then (issue #13) the
  *              same three syncs with the opt-in job_details and tests: the requests each adds.
+ *  usage       (only when named; issue 20) the usage stream reading one ~100 MB export (a gzipped CSV
+ *              part served by the mock's storage host): rows a second and the connector's peak RSS.
  *  ceiling     (only when named) a bare client (bench/http-client.mjs) against the mock and against
  *              a server that answers one fixed page: the requests a second this machine allows.
  *
@@ -31,12 +33,13 @@
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startMockServer } from '../dist-dev/mock/server.js';
 import { World } from '../dist-dev/mock/world.js';
+import { writeUsageExport } from '../dist-dev/mock/usageCsv.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/airbyte.js');
@@ -62,7 +65,7 @@ const option = (name, fallback) => {
 };
 const ALL = ['latency', 'ratelimit', 'window', 'throughput', 'memory', 'history'];
 /** Not part of "all": a diagnostic of what this machine allows at all. */
-const EXTRA = ['ceiling', 'projects', 'org'];
+const EXTRA = ['ceiling', 'projects', 'org', 'usage'];
 const chosen = String(option('scenario', 'all')).split(',').flatMap((s) => (s === 'all' ? ALL : [s]));
 for (const s of chosen) if (!ALL.includes(s) && !EXTRA.includes(s)) usage(`unknown scenario "${s}"`);
 const QUICK = flag('quick');
@@ -76,7 +79,7 @@ if (flag('help')) usage('');
 
 function usage(problem) {
   if (problem) console.error(problem);
-  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|window|throughput|memory|history|ceiling|projects[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
+  console.error('usage: npm run bench -- [--scenario all|latency|ratelimit|window|throughput|memory|history|ceiling|projects|org|usage[,...]] [--quick] [--strict] [--concurrency N] [--full-baseline] [--verbose] [--json FILE]');
   process.exit(problem ? 2 : 0);
 }
 
@@ -922,6 +925,38 @@ async function orgScenario() {
   results.org = { latencyMs, shape, checkSeconds, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { discovery: r.discovery, requests: r.requests, records: r.records, wall: r.wall, states: r.notes.states, stateBytes: r.notes.stateBytes, finalStateBytes: finalBytes(r.state), peakRssMb: r.peakRssMb }])) };
 }
 
+/**
+ * The usage stream parsing one big export: the mock serves a ~100 MB (uncompressed) gzipped CSV as
+ * the single part of every completed export; the connector downloads it without a token, gunzips
+ * and parses it as a stream, types every row and writes it to stdout. The bench counts the RECORD
+ * lines; the probe gives the connector's peak RSS (the point: a 100 MB part never sits in memory).
+ */
+async function usageScenario() {
+  const bytes = QUICK ? 20e6 : 100e6;
+  console.log(`\n## Usage: one export of about ${f0(bytes / 1e6)} MB of CSV, downloaded, gunzipped, parsed and typed as a stream\n`);
+  const file = join(tmp, 'usage-export.csv.gz');
+  const t0 = performance.now();
+  const made = await writeUsageExport(file, bytes);
+  console.log(`Export written: ${f0(made.rows)} rows, ${f1(made.bytes / 1e6)} MB of CSV (${f1(statSync(file).size / 1e6)} MB gzipped) in ${f1((performance.now() - t0) / 1000)} s.`);
+  const world = new World({ seed: 5, now: NOW, historyDays: 3, pipelinesPerDay: 1, projects: ['gh/acme/api'] });
+  const mock = await startMockServer({ world, token: TOKEN, usage: { exportFile: file, readyAfterPolls: 1 } });
+  const catalogPath = join(tmp, 'catalog-usage.json');
+  writeFileSync(catalogPath, JSON.stringify({ streams: [{ stream: { name: 'usage', json_schema: {}, supported_sync_modes: ['full_refresh', 'incremental'] }, sync_mode: 'incremental', destination_sync_mode: 'append_dedup', cursor_field: ['_window_end'], primary_key: [['job_id']] }] }));
+  const data = { slugs: ['gh/acme/api'], startDate: new Date(NOW.getTime() - 2 * DAY).toISOString().slice(0, 10), expected: { requests: 0, records: 0 } };
+  let r;
+  try {
+    r = await read(mock, data, { catalog: catalogPath, expectRecords: false, timeoutMs: 600_000 });
+  } finally {
+    await mock.close();
+  }
+  const rows = r.byStream.usage ?? 0;
+  if (r.code !== 0 || rows !== made.rows) failures.push(`usage: exit ${r.code}, ${rows} of ${made.rows} rows${r.notes.errors.length ? `: ${r.notes.errors.join(' | ')}` : ''}`);
+  const seconds = r.syncSeconds ?? r.wall;
+  table(['rows', 'CSV MB', 'sync s (connector\'s own)', 'wall s (spawn to exit)', 'rows/s (sync)', 'peak RSS MB'], [[f0(rows), f1(made.bytes / 1e6), f1(seconds), f1(r.wall), f0(rows / seconds), f1(r.peakRssMb)]]);
+  target('usage: peak RSS reading a 100 MB export', `${f0(r.peakRssMb)} MB`, '< 200 MB', r.peakRssMb < 200);
+  results.usage = { rows, csvBytes: made.bytes, seconds, wall: r.wall, rowsPerSecond: rows / seconds, peakRssMb: r.peakRssMb };
+}
+
 const started = performance.now();
 console.log(`# source-circleci benchmark${QUICK ? ' (--quick: smaller datasets; targets are for the full run)' : ''}`);
 console.log(`Load average before the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`);
@@ -936,6 +971,7 @@ try {
   if (chosen.includes('ceiling')) await ceilingScenario();
   if (chosen.includes('projects')) await projectsScenario();
   if (chosen.includes('org')) await orgScenario();
+  if (chosen.includes('usage')) await usageScenario();
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -40,7 +40,7 @@ const STREAM = usage.name;
 /** Failed exports of one organization retried with a new job in one sync (then left to the next sync). */
 const MAX_FAILED = 2;
 /** Polls start this far apart and double up to the cap (CircleCI allows about 10 polls a minute). */
-const POLL_FIRST_MS = 5_000;
+const POLL_FIRST_MS = 1_000;
 const POLL_MAX_MS = 60_000;
 const day = (t: number) => new Date(t).toISOString().slice(0, 10);
 const span = (w: Window) => `${day(w.start)} to ${day(w.end)}`;
@@ -112,11 +112,13 @@ class OrgUsage {
     private readonly save: (cursor: UsageCursor) => Promise<void>,
   ) {
     this.full = o.mode === 'full_refresh';
-    // A full refresh starts again from the floor; what paces creates is kept whatever the mode.
-    this.cursor = this.full ? pick(saved, ['creates', 'create_after']) : { ...saved };
     this.floor = exportFloor(o.config.startDate.getTime(), o.now);
-    // A full refresh must emit every window in this sync: it waits as long as the exports need.
-    this.deadline = this.full ? Number.POSITIVE_INFINITY : Date.now() + o.config.usagePollMs;
+    // A full refresh starts again from the floor (an export of its first window still pending is
+    // collected, not made again); what paces creates is kept whatever the mode.
+    const firstPending = saved.pending_start !== undefined && Date.parse(saved.pending_start) === this.floor;
+    this.cursor = this.full ? pick(saved, ['creates', 'create_after', ...(firstPending ? ['pending_job', 'pending_start', 'pending_end', 'pending_created'] : [])]) : { ...saved };
+    // The same budget in both modes: a sync is never held for the hours a year's backfill can take.
+    this.deadline = Date.now() + o.config.usagePollMs;
   }
 
   private log(level: 'INFO' | 'WARN', message: string) {
@@ -153,9 +155,9 @@ class OrgUsage {
       if (at > this.deadline) {
         const left = windowsLeft(window.start, this.o.now);
         await this.log(
-          'INFO',
+          this.full ? 'WARN' : 'INFO',
           `${left} window${left === 1 ? '' : 's'} (from ${day(window.start)}) wait for the create limit (${limit.count} exports per ${Math.round(limit.windowMs / 60_000)} min per organization); ` +
-            `the next create is allowed after ${new Date(at).toISOString()}, so a later sync continues.`,
+            `the next create is allowed after ${new Date(at).toISOString()}, so ${this.full ? 'this full refresh is missing them: use incremental sync for usage (docs/usage.md)' : 'a later sync continues'}.`,
         );
         return false;
       }
@@ -223,7 +225,10 @@ class OrgUsage {
       if (job.state === 'completed' || job.state === 'failed') break;
       const left = this.deadline - Date.now();
       if (left <= 0 || this.stopped) {
-        await this.log('INFO', `export ${id} of ${span(window)} is still ${job.state}; it is kept in the state and the next sync collects it.`);
+        await this.log(
+          this.full ? 'WARN' : 'INFO',
+          `export ${id} of ${span(window)} is still ${job.state}; it is kept in the state and the next sync collects it${this.full ? ' (this full refresh is missing it and what follows: use incremental sync for usage, docs/usage.md)' : ''}.`,
+        );
         return false;
       }
       await sleep(Math.min(wait * scale, left), this.o.signal);
