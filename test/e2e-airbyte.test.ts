@@ -66,7 +66,9 @@ describe('spec, check, discover', () => {
   test('check with a good token and real slugs succeeds', async () => {
     const r = await runCli(AIRBYTE_CLI, ['check', '--config', tempFiles({ c: configFor() }).c]);
     expect(r.code).toBe(0);
-    expect(r.messages).toEqual([{ type: 'CONNECTION_STATUS', connectionStatus: { status: 'SUCCEEDED' } }]);
+    // Before it, one LOG line on what a usage sync would export (docs/usage.md).
+    expect(r.messages.at(-1)).toEqual({ type: 'CONNECTION_STATUS', connectionStatus: { status: 'SUCCEEDED' } });
+    expect(r.messages.slice(0, -1).map((m) => [m.type, m.log?.level, m.log?.message.slice(0, 6)])).toEqual([['LOG', 'INFO', 'usage ']]);
   });
 
   test('check with a bad token fails, exit 0, saying the token was rejected', async () => {
@@ -106,6 +108,7 @@ describe('spec, check, discover', () => {
         cursor: ['_workflow_created_at'],
         key: [['_project_slug'], ['_job_number'], ['classname'], ['name'], ['_file'], ['_occurrence']],
       },
+      { name: 'usage', modes: ['full_refresh', 'incremental'], cursor: ['_window_end'], key: [['job_id']] },
     ]);
     for (const s of r.messages[0].catalog.streams) {
       expect(s.json_schema).toEqual(JSON.parse(readFileSync(`${ROOT}/schemas/${s.name}.json`, 'utf8')));

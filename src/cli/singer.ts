@@ -40,7 +40,7 @@ ${DESCRIPTION}
   -h, --help                Print this help.
 
 With no catalog, projects, pipelines, workflows and jobs are synced with every field;
-job_details and tests (a request or more per job) and usage (usage exports, 10 an hour per
+job_details, tests (a request or more per job) and usage (usage exports, 10 an hour per
 organization) only when a catalog selects them.`;
 
 interface Args {
