@@ -7,6 +7,7 @@ import { parseUsageState } from '../src/sync/usage-state.js';
 import { parseAirbyteState } from '../src/protocol/airbyte-state.js';
 import { parseSingerState } from '../src/protocol/singer-state.js';
 import { usageRecord, type BadCell } from '../src/streams/usage.js';
+import { parseConfig } from '../src/config.js';
 
 const DAY = 86_400_000;
 const T = (s: string) => Date.parse(s);
@@ -160,5 +161,28 @@ describe('a CSV row as a record', () => {
       parallelism: null,
     });
     expect(bad).toEqual([{ column: 'parallelism', value: 'four' }]);
+  });
+});
+
+describe('settings', () => {
+  const base = { token: 'tok-0123456789abcdefgh', project_slugs: ['gh/acme/api'] };
+  const remote = { ...base, base_url: 'https://circleci.com/api/v2' };
+  const local = { ...base, base_url: 'http://127.0.0.1:9/api/v2' };
+
+  test('usage_poll_minutes: default 30, 0 allowed, out of range named with its fix', () => {
+    expect(parseConfig(remote, new Date(NOW), {}).usagePollMs).toBe(30 * 60_000);
+    expect(parseConfig({ ...remote, usage_poll_minutes: 0 }, new Date(NOW), {}).usagePollMs).toBe(0);
+    expect(() => parseConfig({ ...remote, usage_poll_minutes: -1 }, new Date(NOW), {})).toThrow(/"usage_poll_minutes" .*from 0 to 1440/);
+  });
+
+  test('SOURCE_CIRCLECI_USAGE_CREATE_LIMIT: stricter is honoured anywhere, looser only against this machine, a bad value named', () => {
+    const env = (v: string) => ({ SOURCE_CIRCLECI_USAGE_CREATE_LIMIT: v });
+    expect(parseConfig(remote, new Date(NOW), {}).usageCreateLimit).toEqual({ count: 9, windowMs: 3_600_000 });
+    expect(parseConfig(remote, new Date(NOW), env('5/3600')).usageCreateLimit).toEqual({ count: 5, windowMs: 3_600_000 });
+    const loose = parseConfig(remote, new Date(NOW), env('2/1'));
+    expect(loose.usageCreateLimit).toEqual({ count: 9, windowMs: 3_600_000 });
+    expect(loose.warnings.join(' ')).toMatch(/SOURCE_CIRCLECI_USAGE_CREATE_LIMIT \(2\/1\) is looser .* ignored/);
+    expect(parseConfig(local, new Date(NOW), env('2/1.5')).usageCreateLimit).toEqual({ count: 2, windowMs: 1500 });
+    expect(() => parseConfig(remote, new Date(NOW), env('ten an hour'))).toThrow(/SOURCE_CIRCLECI_USAGE_CREATE_LIMIT is "ten an hour": set it to "<creates>\/<seconds>"/);
   });
 });
