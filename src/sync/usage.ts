@@ -130,6 +130,11 @@ class OrgUsage {
   }
 
   async run(): Promise<void> {
+    const from = progressOf(this.cursor);
+    const resume = from.recheckFrom ?? from.through;
+    if (!this.full && resume !== undefined && resume < this.floor && this.floor > this.o.config.startDate.getTime()) {
+      await this.log('WARN', `the state resumes at ${day(resume)}, but CircleCI exports at most a year back: ${day(resume)} to ${day(this.floor)} can no longer be exported and is skipped.`);
+    }
     for (;;) {
       if (this.stopped) throw new StoppedError();
       if (this.cursor.pending_job) {
