@@ -48,8 +48,9 @@ const orgId = (w: World, slug: string) => w.organizations().find((o) => o.slug =
 const truth = (w: World, org: string, start: number, end: number, windowEnd = end) =>
   usageRows(w, org, new Date(start), new Date(end)).map((r) => ({ ...r, _organization_id: org, _window_end: iso(windowEnd) }));
 
-async function airbyteRead(config: unknown, state?: unknown, env?: Record<string, string>) {
-  const files = tempFiles({ config, catalog: USAGE_CATALOG, ...(state ? { state } : {}) });
+async function airbyteRead(config: unknown, state?: unknown, env?: Record<string, string>, mode: 'incremental' | 'full_refresh' = 'incremental') {
+  const catalog = mode === 'incremental' ? USAGE_CATALOG : { streams: [{ ...USAGE_CATALOG.streams[0], sync_mode: 'full_refresh', destination_sync_mode: 'overwrite' }] };
+  const files = tempFiles({ config, catalog, ...(state ? { state } : {}) });
   const r = await runCli(AIRBYTE_CLI, ['read', '--config', files.config, '--catalog', files.catalog, ...(state ? ['--state', files.state] : [])], { env });
   expect({ code: r.code, tail: r.code === 0 ? '' : r.stdout.slice(-800) }).toEqual({ code: 0, tail: '' });
   expect(invalidMessages(r.messages)).toEqual([]);
@@ -63,7 +64,7 @@ async function airbyteRead(config: unknown, state?: unknown, env?: Record<string
 const sortByJob = (rows: Message[]) => [...rows].sort((a, b) => (a.job_id < b.job_id ? -1 : 1));
 
 describe('usage stream (Airbyte: source-circleci read)', () => {
-  test('rows equal the ground truth, typed, from multi-part CSV-hard parts; the storage host sees no token; the next day exports only the new window and the day it rechecks', async () => {
+  test('rows equal the ground truth, typed, from multi-part CSV-hard parts; the storage host sees no token; the next day exports only the new window and the day it rechecks; a full refresh exports again from start_date', async () => {
     const w = world();
     const mock = await mockWith(w, { rowsPerPart: 7, storageFailFirst: 1 });
     const acme = orgId(w, 'gh/acme');
@@ -103,6 +104,11 @@ describe('usage stream (Airbyte: source-circleci read)', () => {
     // The rechecked day's rows come again, with the later window end (the newer copy wins on dedup).
     expect(second.records.every((r) => r._window_end === iso(TODAY + DAY))).toBe(true);
     expect(second.usageState[acme]).toMatchObject({ _window_end: iso(TODAY + DAY), recheck_from: iso(TODAY) });
+
+    // A full refresh exports again from start_date, whatever the state says.
+    const full = await airbyteRead(config, second.states, undefined, 'full_refresh');
+    expect(mock.usageJobs().slice(2).map((j) => [j.start, j.end])).toEqual([[iso(start), iso(TODAY + DAY)]]);
+    expect(sortByJob(full.records)).toEqual(sortByJob(truth(w, acme, start, TODAY + DAY)));
   });
 
   test('a failed export is retried with a new job and its reason reported; a 404 organization is one WARN and the sync succeeds', async () => {
