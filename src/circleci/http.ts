@@ -124,7 +124,9 @@ export async function openDownload(url: URL, timeoutMs: number, stop?: AbortSign
       clearTimeout(timer);
       unhook();
       const text = await res.text().catch(() => '');
-      return { kind: 'status', status: res.status, headers: res.headers, excerpt: text.replace(/\s+/g, ' ').slice(0, 200) };
+      // Storage errors (S3's XML) may echo the signed request: only their error code is quoted.
+      const code = /<Code>([A-Za-z0-9]{1,64})<\/Code>/.exec(text)?.[1] ?? '';
+      return { kind: 'status', status: res.status, headers: res.headers, excerpt: code };
     }
     // From here the timer watches silences of the body, not the whole download (100 MB takes a
     // while): re-armed by each chunk as the reader pulls it, so backpressure is kept.
