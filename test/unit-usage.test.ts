@@ -6,7 +6,7 @@ import { advance, exportFloor, nextCreateAt, nextWindow, oldestStart, windowsLef
 import { parseUsageState } from '../src/sync/usage-state.js';
 import { parseAirbyteState } from '../src/protocol/airbyte-state.js';
 import { parseSingerState } from '../src/protocol/singer-state.js';
-import { usageRecord, type BadCell } from '../src/streams/usage.js';
+import { usageRecord, type BadCells } from '../src/streams/usage.js';
 import { parseConfig } from '../src/config.js';
 
 const DAY = 86_400_000;
@@ -125,7 +125,7 @@ describe('usage state', () => {
 
 describe('a CSV row as a record', () => {
   test('typed by the schema: numbers, Y/N, empty as null, zone-less times as UTC, unknown columns dropped', () => {
-    const bad: BadCell[] = [];
+    const bad: BadCells = { count: 0 };
     const r = usageRecord(
       {
         job_id: 'j1',
@@ -160,7 +160,7 @@ describe('a CSV row as a record', () => {
       job_run_date: '2026-03-09',
       parallelism: null,
     });
-    expect(bad).toEqual([{ column: 'parallelism', value: 'four' }]);
+    expect(bad).toEqual({ count: 1, first: { column: 'parallelism', value: 'four' } });
   });
 });
 

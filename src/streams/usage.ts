@@ -17,10 +17,10 @@ export const usage: StreamDeclaration = {
 
 type Cell = string | number | boolean | null;
 
-/** A cell that did not read as its column's type (emitted as null, reported once per export). */
-export interface BadCell {
-  column: string;
-  value: string;
+/** Cells that did not read as their column's type (emitted as null, reported once per export): how many, and the first. */
+export interface BadCells {
+  count: number;
+  first?: { column: string; value: string };
 }
 
 const ISO_ZONED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
@@ -40,38 +40,41 @@ function dateTime(v: string): string | undefined {
 
 const FLAGS: Record<string, boolean> = { y: true, yes: true, true: true, '1': true, n: false, no: false, false: false, '0': false };
 
-/** One cell read as its schema says: numbers, Y/N as booleans, dates and date-times as ISO strings; empty is null. */
-function cell(prop: { type?: string | string[]; format?: unknown }, raw: string): Cell | BadCell['value'] | undefined {
-  const v = raw.trim();
-  if (v === '') return null;
+/** How a column's non-empty cell reads (undefined: not of its type), decided once per column from the schema. */
+type Reader = (v: string, raw: string) => Cell | undefined;
+
+function readerOf(prop: { type?: string | string[]; format?: unknown }): Reader {
   const types = Array.isArray(prop.type) ? prop.type : [prop.type];
-  if (types.includes('integer') || types.includes('number')) {
-    const n = Number(v);
-    return Number.isFinite(n) && (!types.includes('integer') || Number.isInteger(n)) ? n : undefined;
-  }
-  if (types.includes('boolean')) return FLAGS[v.toLowerCase()];
-  if (prop.format === 'date-time') return dateTime(v);
-  if (prop.format === 'date') return DATE.test(v) ? v : dateTime(v)?.slice(0, 10);
-  return raw;
+  if (types.includes('integer')) return (v) => (Number.isInteger(Number(v)) ? Number(v) : undefined);
+  if (types.includes('number')) return (v) => (Number.isFinite(Number(v)) ? Number(v) : undefined);
+  if (types.includes('boolean')) return (v) => FLAGS[v.toLowerCase()];
+  if (prop.format === 'date-time') return (v) => dateTime(v);
+  if (prop.format === 'date') return (v) => (DATE.test(v) ? v : dateTime(v)?.slice(0, 10));
+  return (_v, raw) => raw;
 }
 
 /**
  * A CSV row (lowercase column names) as a usage record: every column of the schema present in the
- * export, typed; columns the export adds tomorrow are dropped; `_organization_id` and `_window_end`
- * added. A cell that does not read as its type is null, and listed in `bad`.
+ * export, typed (numbers, Y/N as booleans, dates and date-times as ISO strings, an empty cell as
+ * null); columns the export adds tomorrow are dropped; `_organization_id` and `_window_end` added.
+ * A cell that does not read as its type is null, and counted in `bad`.
  */
-export function usageRecord(row: Record<string, string>, orgId: string, windowEnd: string, bad: BadCell[]): Record<string, Cell> {
+export function usageRecord(row: Record<string, string>, orgId: string, windowEnd: string, bad: BadCells): Record<string, Cell> {
   const out: Record<string, Cell> = { _organization_id: orgId, _window_end: windowEnd };
-  for (const [column, prop] of COLUMNS) {
+  for (const [column, read] of COLUMNS) {
     const raw = row[column];
     if (raw === undefined) continue;
-    const v = cell(prop, raw);
-    if (v === undefined) {
-      bad.push({ column, value: raw.slice(0, 40) });
+    const v = raw.trim();
+    const value = v === '' ? null : read(v, raw);
+    if (value === undefined) {
+      bad.count++;
+      bad.first ??= { column, value: raw.slice(0, 40) };
       out[column] = null;
-    } else out[column] = v;
+    } else out[column] = value;
   }
   return out;
 }
 
-const COLUMNS = Object.entries(usage.schema.properties ?? {}).filter(([k]) => !k.startsWith('_')) as Array<[string, { type?: string | string[]; format?: unknown }]>;
+const COLUMNS: Array<[string, Reader]> = Object.entries(usage.schema.properties ?? {})
+  .filter(([k]) => !k.startsWith('_'))
+  .map(([k, prop]) => [k, readerOf(prop as { type?: string | string[]; format?: unknown })]);

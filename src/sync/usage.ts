@@ -4,7 +4,7 @@ import { sleep } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { ConnectorError, asConnectorError } from '../errors.js';
 import { project, type Json, type JsonSchema } from '../streams/stream.js';
-import { usage, usageRecord, type BadCell } from '../streams/usage.js';
+import { usage, usageRecord, type BadCells } from '../streams/usage.js';
 import type { SyncMode, SyncSink } from './crawler.js';
 import { progressOf, withProgress, type UsageCursor, type UsageState } from './usage-state.js';
 import { advance, exportFloor, nextCreateAt, nextWindow, recentCreates, windowsLeft, type Window } from './usage-windows.js';
@@ -259,8 +259,9 @@ class OrgUsage {
 
   private async emitParts(job: ExportJob, window: Window): Promise<void> {
     const end = new Date(window.end).toISOString();
-    const schema = this.o.schema ?? usage.schema;
-    const bad: BadCell[] = [];
+    // Records are built from the stream's schema: only a pruned one (Singer's selected fields) needs projecting.
+    const schema = this.o.schema && this.o.schema !== usage.schema ? this.o.schema : undefined;
+    const bad: BadCells = { count: 0 };
     let rows = 0;
     for (const url of job.downloadUrls) {
       const options = {
@@ -272,11 +273,12 @@ class OrgUsage {
       };
       for await (const row of partRows(url, options)) {
         rows++;
-        await this.emit(project(schema, usageRecord(row, this.org.id, end, bad)) as Json);
+        const record = usageRecord(row, this.org.id, end, bad);
+        await this.emit(schema ? (project(schema, record) as Json) : record);
       }
     }
-    if (bad.length) {
-      await this.log('WARN', `${bad.length} cells of export ${job.id} did not read as their column's type and are null (the first: ${bad[0].column} = ${JSON.stringify(bad[0].value)}).`);
+    if (bad.first) {
+      await this.log('WARN', `${bad.count} cells of export ${job.id} did not read as their column's type and are null (the first: ${bad.first.column} = ${JSON.stringify(bad.first.value)}).`);
     }
     await this.log('INFO', `export of ${span(window)}: ${rows} rows in ${job.downloadUrls.length} part${job.downloadUrls.length === 1 ? '' : 's'}.`);
   }
