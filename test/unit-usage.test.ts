@@ -6,7 +6,7 @@ import { advance, exportFloor, nextCreateAt, nextWindow, oldestStart, windowsLef
 import { parseUsageState } from '../src/sync/usage-state.js';
 import { parseAirbyteState } from '../src/protocol/airbyte-state.js';
 import { parseSingerState } from '../src/protocol/singer-state.js';
-import { usageRecord, type BadCells } from '../src/streams/usage.js';
+import { rowPlan, usageRecord, type BadCells } from '../src/streams/usage.js';
 import { parseConfig } from '../src/config.js';
 
 const DAY = 86_400_000;
@@ -126,25 +126,23 @@ describe('usage state', () => {
 describe('a CSV row as a record', () => {
   test('typed by the schema: numbers, Y/N, empty as null, zone-less times as UTC, unknown columns dropped', () => {
     const bad: BadCells = { count: 0 };
-    const r = usageRecord(
-      {
-        job_id: 'j1',
-        job_name: ' build, "x"\nnext ',
-        pipeline_number: '42',
-        total_credits: '12.5',
-        is_unregistered_user: 'Y',
-        is_workflow_successful: 'N',
-        median_cpu_utilization_pct: '',
-        job_run_started_at: '2026-03-09 10:00:00.5',
-        job_run_stopped_at: '2026-03-09T10:05:00+02:00',
-        job_run_date: '2026-03-09',
-        parallelism: 'four',
-        brand_new_column: 'x',
-      },
-      ORG,
-      '2026-03-10T00:00:00.000Z',
-      bad,
-    );
+    const row: Record<string, string> = {
+      job_id: 'j1',
+      job_name: ' build, "x"\nnext ',
+      pipeline_number: '42',
+      total_credits: '12.5',
+      is_unregistered_user: 'Y',
+      is_workflow_successful: 'N',
+      median_cpu_utilization_pct: '',
+      job_run_started_at: '2026-03-09 10:00:00.5',
+      job_run_stopped_at: '2026-03-09T10:05:00+02:00',
+      job_run_date: '2026-03-09',
+      parallelism: 'four',
+      brand_new_column: 'x',
+    };
+    // In another order than the schema's, as a header may be.
+    const header = Object.keys(row).reverse();
+    const r = usageRecord(header.map((h) => row[h]), rowPlan(header), ORG, '2026-03-10T00:00:00.000Z', bad);
     expect(r).toEqual({
       _organization_id: ORG,
       _window_end: '2026-03-10T00:00:00.000Z',

@@ -53,16 +53,26 @@ function readerOf(prop: { type?: string | string[]; format?: unknown }): Reader 
   return (_v, raw) => raw;
 }
 
+/** Which cell of a part's rows feeds which column of the schema, worked out once per part from its header. */
+export type RowPlan = Array<{ index: number; column: string; read: Reader }>;
+
+export function rowPlan(header: readonly string[]): RowPlan {
+  return COLUMNS.flatMap(([column, read]) => {
+    const index = header.indexOf(column);
+    return index < 0 ? [] : [{ index, column, read }];
+  });
+}
+
 /**
- * A CSV row (lowercase column names) as a usage record: every column of the schema present in the
- * export, typed (numbers, Y/N as booleans, dates and date-times as ISO strings, an empty cell as
- * null); columns the export adds tomorrow are dropped; `_organization_id` and `_window_end` added.
- * A cell that does not read as its type is null, and counted in `bad`.
+ * A CSV row as a usage record: every column of the schema present in the export's header, typed
+ * (numbers, Y/N as booleans, dates and date-times as ISO strings, an empty cell as null); columns
+ * the export adds tomorrow are dropped; `_organization_id` and `_window_end` added. A cell that
+ * does not read as its type is null, and counted in `bad`.
  */
-export function usageRecord(row: Record<string, string>, orgId: string, windowEnd: string, bad: BadCells): Record<string, Cell> {
+export function usageRecord(values: readonly string[], plan: RowPlan, orgId: string, windowEnd: string, bad: BadCells): Record<string, Cell> {
   const out: Record<string, Cell> = { _organization_id: orgId, _window_end: windowEnd };
-  for (const [column, read] of COLUMNS) {
-    const raw = row[column];
+  for (const { index, column, read } of plan) {
+    const raw = values[index];
     if (raw === undefined) continue;
     const v = raw.trim();
     const value = v === '' ? null : read(v, raw);

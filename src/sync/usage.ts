@@ -4,7 +4,7 @@ import { sleep } from '../circleci/retry.js';
 import type { Config } from '../config.js';
 import { ConnectorError, asConnectorError } from '../errors.js';
 import { project, type Json, type JsonSchema } from '../streams/stream.js';
-import { usage, usageRecord, type BadCells } from '../streams/usage.js';
+import { rowPlan, usage, usageRecord, type BadCells, type RowPlan } from '../streams/usage.js';
 import type { SyncMode, SyncSink } from './crawler.js';
 import { progressOf, withProgress, type UsageCursor, type UsageState } from './usage-state.js';
 import { advance, exportFloor, nextCreateAt, nextWindow, recentCreates, windowsLeft, type Window } from './usage-windows.js';
@@ -271,9 +271,15 @@ class OrgUsage {
         onRetry: (reason: string, attempt: number, waitMs: number) =>
           void this.log('WARN', `downloading part ${job.downloadUrls.indexOf(url) + 1} of export ${job.id}: ${reason}; retry ${attempt} in ${(waitMs / 1000).toFixed(1)} s.`),
       };
+      let plan: RowPlan | undefined;
+      let header: readonly string[] | undefined;
       for await (const row of partRows(url, options)) {
         rows++;
-        const record = usageRecord(row, this.org.id, end, bad);
+        if (row.columns !== header) {
+          header = row.columns;
+          plan = rowPlan(header);
+        }
+        const record = usageRecord(row.values, plan!, this.org.id, end, bad);
         await this.emit(schema ? (project(schema, record) as Json) : record);
       }
     }
