@@ -8,6 +8,8 @@ import { parseAirbyteState } from '../src/protocol/airbyte-state.js';
 import { parseSingerState } from '../src/protocol/singer-state.js';
 import { rowPlan, usageRecord, type BadCells } from '../src/streams/usage.js';
 import { parseConfig } from '../src/config.js';
+import { usageOrganizations } from '../src/sync/usage-orgs.js';
+import type { CircleCIClient } from '../src/circleci/client.js';
 
 const DAY = 86_400_000;
 const T = (s: string) => Date.parse(s);
@@ -182,5 +184,32 @@ describe('settings', () => {
     expect(loose.warnings.join(' ')).toMatch(/SOURCE_CIRCLECI_USAGE_CREATE_LIMIT \(2\/1\) is looser .* ignored/);
     expect(parseConfig(local, new Date(NOW), env('2/1.5')).usageCreateLimit).toEqual({ count: 2, windowMs: 1500 });
     expect(() => parseConfig(remote, new Date(NOW), env('ten an hour'))).toThrow(/SOURCE_CIRCLECI_USAGE_CREATE_LIMIT is "ten an hour": set it to "<creates>\/<seconds>"/);
+  });
+});
+
+describe('which organizations', () => {
+  const A = '8f3c1a2e-4b5d-4c6e-9f70-1a2b3c4d5e6f';
+  const B = '0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5';
+  // circleci/<org-id>/... slugs and resolved organizations name their ids: no request is made.
+  const noClient = { get: () => Promise.reject(new Error('no request expected')) } as unknown as CircleCIClient;
+  const listed = { projectSlugs: [`circleci/${A}/p1`, `circleci/${A}/p2`, `circleci/${B}/p3`], excludeProjects: [] as string[] };
+
+  test('from listed projects and configured organizations, once each', async () => {
+    const orgs = await usageOrganizations(listed, noClient, [{ id: B.toUpperCase(), slug: 'gh/acme' }], () => undefined);
+    expect(orgs).toEqual([
+      { id: B, name: 'gh/acme' },
+      { id: A, name: A },
+    ]);
+  });
+
+  test('with partition, each organization is exported by exactly one connection', async () => {
+    const shares = await Promise.all([0, 1, 2].map((index) => usageOrganizations({ ...listed, partition: { index, count: 3 } }, noClient, [], () => undefined)));
+    const ids = shares.flat().map((o) => o.id);
+    expect(ids.sort()).toEqual([A, B].sort());
+  });
+
+  test('an excluded project does not bring its organization', async () => {
+    const orgs = await usageOrganizations({ ...listed, excludeProjects: [`circleci/${B}/*`] }, noClient, [], () => undefined);
+    expect(orgs.map((o) => o.id)).toEqual([A]);
   });
 });
