@@ -208,6 +208,8 @@ describe('SIGKILL and resume from the last STATE printed', () => {
       ['jobs', true, 'boolean'],
       ['job_details', true, 'boolean'],
       ['tests', true, 'boolean'],
+      // Not below the pipeline list, but resumable from its own per-organization state (docs/usage.md).
+      ['usage', true, 'boolean'],
     ]);
     // Attempt 1 is killed after a resume marker; attempt 2 gets its last STATE; killed again, attempt 3 finishes.
     const { union, skippedTotal } = await interruptedSync(configuredCatalog({ jobs: 'full_refresh' }), ['jobs'], [afterMarker(['jobs']), afterMarker(['jobs'])]);
