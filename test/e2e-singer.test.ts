@@ -16,8 +16,8 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 /** The streams selected by default (job_details and tests are opt-in), and every stream. */
 const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs'] as const;
-const ALL_STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'];
-const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at' };
+const ALL_STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests'];
+const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at', workflow_runs: 'created_at' };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;

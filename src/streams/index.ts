@@ -5,9 +5,11 @@ import { projects } from './projects.js';
 import type { StreamDeclaration } from './stream.js';
 import { tests } from './tests.js';
 import { workflows } from './workflows.js';
+import { workflowRuns } from './workflow-runs.js';
+import { flakyTests } from './flaky-tests.js';
 
 /** Every stream, parents before children. */
-export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests];
+export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests, workflowRuns, flakyTests];
 
 /** The root of the tree the crawler walks: the pipeline list, newest first. */
 export const TREE_ROOT: StreamDeclaration = pipelines;
