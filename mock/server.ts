@@ -20,6 +20,9 @@
  *
  * Insights routes (see insightsRoutes.ts): /api/v2/insights/{slug}/workflows,
  * /api/v2/insights/{slug}/workflows/{name}, /api/v2/insights/{slug}/flaky-tests.
+ *
+ * Usage Export API (same host and token; POST create, GET poll; see usageRoutes.ts): its parts are
+ * served by a second loopback server, the storage host (storage.ts, MockServer.storageUrl).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -28,6 +31,8 @@ import { Rng, hash32 } from './random.js';
 import { parseSlug, type World } from './world.js';
 import { orgRoutes } from './orgRoutes.js';
 import { insightsRoutes, type InsightsKeyStyle } from './insightsRoutes.js';
+import { matchUsage, usageRoutes, type UsageJobInfo, type UsageOptions } from './usageRoutes.js';
+import { startStorage, type StorageLogEntry } from './storage.js';
 
 export interface FaultOptions {
   rate500?: number;
@@ -110,6 +115,8 @@ export interface MockOptions {
   insightsPageSize?: number;
   /** Projects (slugs) whose Insights answer 404, as on an older CircleCI Server; true: every project. */
   insightsUnavailable?: true | string[];
+  /** The Usage Export API: lifecycle, limits, parts, faults (see usageRoutes.ts and docs/mock-usage.md). */
+  usage?: UsageOptions & { /** The first n part downloads answer 503; default 0. */ storageFailFirst?: number };
 }
 
 export type RouteName =
@@ -125,6 +132,7 @@ export type RouteName =
   | 'v3Projects'
   | 'v1Projects'
   | 'insights'
+  | 'usage'
   | 'other';
 
 export interface RequestLogEntry {
@@ -161,6 +169,14 @@ export interface MockServer {
   /** Starts, changes or (with 0, 0) stops the running clock; see MockOptions.clockRate and clockStepMs. */
   setClock(rate: number, stepMs?: number): void;
   close(): Promise<void>;
+  /** The storage host serving usage export parts, e.g. http://127.0.0.1:PORT (no token needed). */
+  storageUrl: string;
+  /** Every request the storage host received, with its headers (to prove no token reached it). */
+  storageLog: StorageLogEntry[];
+  /** The usage export jobs created so far. */
+  usageJobs(): UsageJobInfo[];
+  /** Changes usage options from now on (e.g. readyAfterPolls to let a pending export complete). */
+  setUsageOptions(next: UsageOptions & { storageFailFirst?: number }): void;
 }
 
 export const DEFAULT_TOKEN = 'test-token-0123456789abcdef';
@@ -199,6 +215,7 @@ type Kind =
   | 'insightsWorkflows'
   | 'insightsRuns'
   | 'insightsFlaky'
+  | 'usage'
   | 'unknown';
 
 interface Match {
@@ -211,6 +228,7 @@ interface Match {
   number?: number;
   /** An Insights workflow name. */
   name?: string;
+  usage?: { orgId: string; jobId?: string };
 }
 
 const UNKNOWN: Match = { kind: 'unknown', counter: 'other', family: 'none' };
@@ -232,6 +250,8 @@ export function matchRoute(pathname: string): Match {
   if (segs[1] === 'v1.1' && segs.length === 3 && segs[2] === 'projects') return { kind: 'v1Projects', counter: 'v1Projects', family: 'me' };
   if (segs[1] !== 'v2') return UNKNOWN;
   const s = segs.slice(2);
+  const usage = matchUsage(s);
+  if (usage) return { kind: 'usage', counter: 'usage', family: 'me', usage };
   if (s.length === 2 && s[0] === 'me' && s[1] === 'collaborations') return { kind: 'collaborations', counter: 'collaborations', family: 'me' };
   const isNumber = (x: string | undefined): boolean => x !== undefined && /^[0-9]{1,15}$/.test(x);
   if (s.length === 1 && s[0] === 'me') return { kind: 'me', counter: 'me', family: 'me' };
@@ -455,6 +475,8 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         return message(404, MSG.notFound);
     }
   };
+  const storage = await startStorage(host, secret, opts.usage?.storageFailFirst ?? 0);
+  const usage = usageRoutes(world, storage, opts.usage, opts.server === true);
   const orgs = orgRoutes(world, {
     keyStyle: opts.collaborationsKeyStyle ?? 'vcs_type',
     pageSize: Math.max(1, opts.v3PageSize ?? 20),
@@ -540,7 +562,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         });
 
   const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    req.resume();
+    const body = readBody(req);
     const url = new URL(req.url ?? '/', 'http://mock.invalid');
     let m = matchRoute(url.pathname);
     // CircleCI Server has no API v3 at all: its paths are unknown there, token or not.
@@ -571,7 +593,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     if (closing) return;
     stepClock();
 
-    if (req.method !== 'GET') {
+    if (req.method !== 'GET' && !(req.method === 'POST' && m.kind === 'usage')) {
       send(message(405, MSG.method), { Allow: 'GET' });
       return;
     }
@@ -628,6 +650,7 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
     if (!authed && m.family === 'me') reply = message(401, MSG.login);
     else if (!authed && m.family === 'project') reply = message(404, MSG.projectNotFound);
     else if (!authed) reply = message(404, MSG.notFound);
+    else if (m.kind === 'usage') reply = usage.handle(req.method ?? '', m.usage!, await body, hostOf(req));
     else reply = handle(m, url.searchParams);
     if (truncate && reply.status === 200 && reply.body.length > 1) {
       // Cut mid-way (ASCII payloads, so characters = bytes); Content-Length matches the cut body.
@@ -664,12 +687,26 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   });
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  const hostOf = (req: http.IncomingMessage): string => {
+    try {
+      return new URL(`http://${req.headers.host ?? ''}`).hostname || hostInUrl;
+    } catch {
+      return hostInUrl;
+    }
+  };
 
   return {
     baseUrl: `http://${hostInUrl}:${port}/api/v2`,
     port,
     world,
     counters,
+    storageUrl: `http://${hostInUrl}:${storage.port}`,
+    storageLog: storage.log,
+    usageJobs: () => usage.jobs(),
+    setUsageOptions(next): void {
+      usage.setOptions(next);
+      if (next.storageFailFirst !== undefined) storage.setFailFirst(next.storageFailFirst);
+    },
     resetCounters(): void {
       counters.total = 0;
       counters.byRoute = emptyRoutes();
@@ -689,12 +726,28 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
       closing = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      return new Promise<void>((resolve) => {
+      const closed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
       });
+      return Promise.all([closed, storage.close()]).then(() => undefined);
     },
   };
+}
+
+/** The request body as text (at most 1 MB; the rest is dropped), read while the request is handled. */
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 1_000_000) chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(''));
+    req.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 /** Both header families CircleCI may send, with the same numbers. */
@@ -710,5 +763,5 @@ function rateHeaders(limit: number, remaining: number, resetSeconds: number): Re
 }
 
 function emptyRoutes(): Record<RouteName, number> {
-  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, collaborations: 0, v3Orgs: 0, v3Projects: 0, v1Projects: 0, insights: 0, other: 0 };
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, collaborations: 0, v3Orgs: 0, v3Projects: 0, v1Projects: 0, insights: 0, usage: 0, other: 0 };
 }

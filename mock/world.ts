@@ -359,6 +359,8 @@ const SUBJECTS = [
 ];
 const BODIES = ['', 'Co-authored-by: Chen Li <chen@example.com>', 'The old key missed the lockfile.\n\nCloses #{n}', 'See the discussion in #{n}.'];
 const JOB_NAMES = ['checkout', 'lint', 'unit-test', 'build', 'integration-test', 'typecheck', 'e2e', 'security-scan', 'package', 'docs', 'coverage', 'smoke-test'];
+/** A job name that a CSV parser splitting on commas or lines gets wrong (see kidsOf). */
+export const ODD_JOB_NAME = 'checkout "shallow", depth=1\nsparse';
 const WORKFLOW_NAMES = ['build-and-test', 'lint', 'deploy', 'docs', 'security', 'release'];
 const CONFIG_ERRORS = [
   'Config does not conform to schema: {:workflows {:build-and-test {:jobs [{:deploy disallowed-key}]}}}',
@@ -1213,6 +1215,9 @@ export class World {
       for (let i = 0; i < count; i++) {
         const name = i === 0 ? names[0] : names.splice(r.int(1, names.length - 1), 1)[0];
         const specs = this.jobSpecs(r, rec.triggerType !== 'scheduled_pipeline');
+        // CSV-hard on purpose (usage export): one pipeline in 7 names its first job with a comma,
+        // a quote and a newline, as a workflow's `name:` override may. Draws nothing from r.
+        if (rec.number % 7 === 0 && specs[0]?.name === 'checkout') specs[0] = { ...specs[0], name: ODD_JOB_NAME };
         const wf = this.simulate(ctx, {
           name,
           createdMs: start + r.int(0, 2) * SEC,

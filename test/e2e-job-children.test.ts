@@ -31,7 +31,7 @@ describe.each([airbyte, singer])('$name: projects, job details and test results'
   afterEach(async () => mock?.close());
 
   test('incremental rounds under a moving clock equal the ground truth; a finished job\'s tests are asked for once', async () => {
-    const world = new World({ seed: 37, historyDays: 4, pipelinesPerDay: 24 });
+    const world = new World({ seed: 37, historyDays: 4, pipelinesPerDay: 12 });
     mock = await startMockServer({ world, token: TEST_TOKEN, clockStepMs: 3_000, jobPageSize: 3, testPageSize: 7 });
     const startDate = new Date(world.now().getTime() - 3 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
@@ -237,10 +237,10 @@ describe('killed and resumed', () => {
   afterEach(async () => mock?.close());
 
   test('a first sync of job_details and tests killed after a checkpoint resumes from it: nothing below the completed pipelines is asked again, the union equals the ground truth', async () => {
-    // Two projects of ~250 pipelines: a resume marker every 100 completed pipelines.
-    const world = new World({ seed: 31, historyDays: 25, pipelinesPerDay: 10, projects: ['gh/acme/api', 'bb/acme/web'] });
+    // Two projects of ~130 pipelines: a resume marker every 100 completed pipelines.
+    const world = new World({ seed: 31, historyDays: 13, pipelinesPerDay: 10, projects: ['gh/acme/api', 'bb/acme/web'] });
     mock = await startMockServer({ world, token: TEST_TOKEN, latencyMs: 1 });
-    const startDate = new Date(world.now().getTime() - 24 * DAY);
+    const startDate = new Date(world.now().getTime() - 12 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
     const catalog = configuredCatalog({ job_details: 'incremental', tests: 'incremental' });
     const first = tempFiles({ config, catalog });
