@@ -17,8 +17,9 @@ export const airbyteStream = (s: StreamDeclaration) => ({
   // The streams below the pipeline list resume from their state: per project, a cursor and, while
   // a sync of the project is unfinished, a marker of the pipelines it completed. Resumable, the
   // platform keeps a full-refresh stream's state between the attempts of one job (and drops it
-  // for the next job). projects is one request a project: it starts again.
-  is_resumable: inTree(s),
+  // for the next job). workflow_runs resumes from its per-project cursor. projects and
+  // flaky_tests are one request a project: they start again.
+  is_resumable: inTree(s) || !!s.cursorField,
 });
 
 export const traceError = (e: ConnectorError) => ({
