@@ -71,15 +71,17 @@ describe.each([
     expect(warns.join('\n')).toMatch(/workflow_runs skipped: GET \/insights\/bb\/acme\/web\/workflows answered 404/);
     expect(warns.join('\n')).toMatch(/flaky_tests skipped: GET \/insights\/bb\/acme\/web\/flaky-tests answered 404/);
 
-    // Cost: nothing but Insights; per project one names page, one flaky-tests request, and per
-    // workflow name its pages of runs (20 a page).
+    // Cost: per project one names page, one flaky-tests request, and per workflow name its pages
+    // of runs (20 a page); where Insights answer 404, one GET /project/{slug} each to tell a
+    // missing project from missing Insights.
     const runsPages = available.reduce((n, slug) => {
       const perName = new Map<string, number>();
       for (const x of truth.workflow_runs.filter((x) => x._project_slug === slug)) perName.set(x._workflow_name, (perName.get(x._workflow_name) ?? 0) + 1);
       return n + [...perName.values()].reduce((m, k) => m + Math.ceil(k / 20), 0);
     }, 0);
-    expect(mock.counters.total).toBe(mock.counters.byRoute.insights);
     expect(mock.counters.byRoute.insights).toBe(available.length * 2 + runsPages + 2);
+    expect(mock.counters.byRoute.project).toBe(2);
+    expect(mock.counters.total).toBe(mock.counters.byRoute.insights + 2);
   });
 
   test(`incremental rounds under a moving clock converge on the truth; runs read going are read again finished; a project whose Insights vanish for a round keeps its state (${roundsSpelling} keys)`, async () => {

@@ -4,7 +4,7 @@
  * during a sync and listed after its name was read is caught by the next sync (the signpost); a
  * full refresh reads from start_date; a stream nobody selected costs no request.
  */
-import type { CircleCIClient } from '../src/circleci/client.js';
+import { HttpError, type CircleCIClient } from '../src/circleci/client.js';
 import { parseConfig } from '../src/config.js';
 import { crawl, type Selection, type SyncSink } from '../src/sync/crawler.js';
 import type { StreamState, SyncState } from '../src/sync/state.js';
@@ -61,13 +61,17 @@ class Scripted {
   names = ['build', 'deploy'];
   runs: Record<string, { id: string; created_at: string; stopped_at: string | null; status: string }[]> = { build: [], deploy: [] };
   asked: string[] = [];
+  /** Insights answer 404; with `project` too, so does GET /project/{slug} (a wrong slug). */
+  missing?: 'insights' | 'project';
   /** Called after each request is answered (the world moves while the sync runs). */
   after?: (path: string) => void;
   client(): CircleCIClient {
     const answer = (path: string, query: Record<string, string | undefined> = {}): unknown => {
       this.asked.push(`${path}?${new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString()}`);
       let body: unknown;
-      if (/\/workflows$/.test(path)) body = { items: this.names.map((name) => ({ name })), next_page_token: null };
+      if (this.missing && (path.startsWith('/insights/') || (this.missing === 'project' && path.startsWith('/project/')))) throw new HttpError(404, path, 'Not Found');
+      if (path.startsWith('/project/') || path === '/me') body = {};
+      else if (/\/workflows$/.test(path)) body = { items: this.names.map((name) => ({ name })), next_page_token: null };
       else if (/\/workflows\//.test(path)) {
         const name = decodeURIComponent(path.split('/').pop()!);
         const since = Date.parse(query['start-date'] ?? '1970-01-01T00:00:00Z');
@@ -147,5 +151,20 @@ describe('workflow_runs in a crawl', () => {
     world.asked = [];
     await sync(world, new Map([['projects', { mode: 'full_refresh' }]]), {});
     expect(world.asked.some((a) => a.includes('/insights/'))).toBe(false);
+  });
+
+  test('Insights answering 404 for a project that exists: one WARN, the state kept, the sync goes on', async () => {
+    const world = new Scripted();
+    world.missing = 'insights';
+    const saved = { created_at: '2026-05-01T00:00:00.000Z', signpost: '2026-04-30T23:55:00.000Z' };
+    const sink = await sync(world, incremental, { workflow_runs: { [SLUG]: saved } });
+    expect(sink.logs.filter((l) => l.startsWith('WARN'))).toEqual([expect.stringMatching(/^WARN gh\/acme\/api: workflow_runs skipped: GET \/insights\/gh\/acme\/api\/workflows answered 404/)]);
+    expect(sink.state.workflow_runs[SLUG]).toEqual(saved);
+  });
+
+  test('a 404 because the project is not there is the wrong slug it is, not missing Insights', async () => {
+    const world = new Scripted();
+    world.missing = 'project';
+    await expect(sync(world, incremental, {})).rejects.toThrow(/Project "gh\/acme\/api" was not found, or this token cannot access it/);
   });
 });

@@ -1,4 +1,5 @@
 import { HttpError, StoppedError, type CircleCIClient } from '../circleci/client.js';
+import { projectExists, projectNotFound, tokenAccepted, tokenRejected } from '../circleci/probes.js';
 import type { Json, StreamDeclaration } from '../streams/stream.js';
 import { cursorValue, type StreamCursor } from './cursors.js';
 
@@ -26,7 +27,8 @@ export interface ProjectReaderOptions {
  *
  * True when the stream was read to the end, so its cursor may move. False when CircleCI answered
  * 404 (Insights not available for this project: CircleCI Server before 4.x, or not for this
- * plan): one WARN, and the project's state for the stream is kept.
+ * plan): one WARN, and the project's state for the stream is kept. A 404 because the project
+ * itself is not there (a wrong slug) or the token is rejected fails as it does in the walk.
  */
 export async function readProjectStream(o: ProjectReaderOptions): Promise<boolean> {
   const { stream, cursor, client } = o;
@@ -55,6 +57,8 @@ export async function readProjectStream(o: ProjectReaderOptions): Promise<boolea
     return true;
   } catch (e) {
     if (!(e instanceof HttpError && e.status === 404)) throw e;
+    // CircleCI answers 404 for a missing project and a bad token too: those are the user's to fix.
+    if (!(await projectExists(client, o.project))) throw (await tokenAccepted(client)) ? projectNotFound(o.project) : tokenRejected();
     await o.warn(
       `${o.project}: ${stream.name} skipped: GET ${e.endpoint} answered 404, so CircleCI's Insights are not available for this project ` +
         '(CircleCI Server before 4.x, or the project has none); its state is kept and the next sync asks again.',
