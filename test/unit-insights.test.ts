@@ -162,6 +162,18 @@ describe('workflow_runs in a crawl', () => {
     expect(sink.state.workflow_runs[SLUG]).toEqual(saved);
   });
 
+  test('a saved cursor older than the 90 days CircleCI keeps: a WARN naming the gap; a first sync from an old start_date: none', async () => {
+    const world = new Scripted();
+    const edge = world.now - 90 * DAY + 10 * MIN;
+    const stale = await sync(world, incremental, { workflow_runs: { [SLUG]: { created_at: iso(world.now - 100 * DAY) } } }, '2025-01-01T00:00:00Z');
+    expect(stale.logs.filter((l) => l.startsWith('WARN'))).toEqual([
+      `WARN gh/acme/api: workflow_runs was last read up to ${iso(world.now - 100 * DAY)}, and CircleCI keeps 90 days: runs created before ${iso(edge)} that the last sync did not read are gone. Sync at least every 80 days to keep every run (docs/insights.md).`,
+    ]);
+    expect(world.asked.filter((a) => a.includes('/workflows/')).every((a) => a.includes(`start-date=${encodeURIComponent(iso(edge))}`))).toBe(true);
+    const first = await sync(world, incremental, {}, '2025-01-01T00:00:00Z');
+    expect(first.logs.filter((l) => l.startsWith('WARN'))).toEqual([]);
+  });
+
   test('a 404 because the project is not there is the wrong slug it is, not missing Insights', async () => {
     const world = new Scripted();
     world.missing = 'project';

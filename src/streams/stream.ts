@@ -31,10 +31,13 @@ export interface ProjectRead {
   project: string;
   /** Read records created at or after this (epoch ms): start_date, or the incremental threshold. */
   since: number;
+  /** `since` comes from the project's saved cursor (an earlier sync read up to there). */
+  fromState: boolean;
   /** CircleCI's clock now (epoch ms). */
   now(): number;
   get(path: string, query?: Record<string, string | undefined>): Promise<unknown>;
   pages(path: string, query?: Record<string, string | undefined>): AsyncIterable<unknown[]>;
+  warn(message: string): Promise<void>;
 }
 
 /**

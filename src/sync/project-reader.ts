@@ -33,11 +33,14 @@ export interface ProjectReaderOptions {
 export async function readProjectStream(o: ProjectReaderOptions): Promise<boolean> {
   const { stream, cursor, client } = o;
   const seen = new Set<string>();
-  const since = o.incremental ? Math.max(o.startDate, cursor.threshold) : o.startDate;
+  const fromState = o.incremental && cursor.threshold > o.startDate;
+  const since = fromState ? cursor.threshold : o.startDate;
   const records = stream.readProject!({
     project: o.project,
     since,
+    fromState,
     now: () => client.serverNow(),
+    warn: o.warn,
     get: (path, query) => client.get(path, query),
     pages: (path, query) => client.pages(path, query),
   });
