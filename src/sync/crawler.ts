@@ -249,7 +249,8 @@ class ProjectCrawl {
   async run(): Promise<void> {
     const started = Date.now();
     try {
-      // Streams of the project itself (one object each), then the tree, if anything in it is selected.
+      // Streams of the project itself (projects: one object; Insights: see readOwn), then the tree,
+      // if anything in it is selected.
       for (const s of STREAMS.filter((s) => !inTree(s) && this.plans.has(s.name))) {
         const plan = this.plans.get(s.name)!;
         if (s.readProject) await this.readOwn(plan);
@@ -285,9 +286,12 @@ class ProjectCrawl {
     const { top, through } = this.progress;
     const out = new Map<string, ProjectCursor | undefined>();
     for (const { stream, cursor } of this.plans.values()) {
-      // Outside the walk: moved once read to the end, else as the state had it.
-      if (!inTree(stream)) out.set(stream.name, !stream.readProject ? undefined : this.readWhole.has(stream.name) ? cursor.final(sign) : this.opts.state[stream.name]?.[this.slug]);
-      else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
+      if (!inTree(stream)) {
+        // Outside the walk: an Insights cursor moves once its stream was read to the end, else it
+        // stays as the state had it; projects keeps none.
+        const kept = this.opts.state[stream.name]?.[this.slug];
+        out.set(stream.name, !stream.readProject ? undefined : this.readWhole.has(stream.name) ? cursor.final(sign) : kept);
+      } else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
     }
     return out;
   }
