@@ -10,7 +10,7 @@
 import { startMockServer, type MockServer } from '../mock/server.js';
 import { World } from '../mock/world.js';
 import { insightsTruth } from '../mock/insightsRoutes.js';
-import { TEST_TOKEN, byKey, keyOf, runCli, type Message, type StreamName } from './helpers.js';
+import { AIRBYTE_CLI, TEST_TOKEN, byKey, configuredCatalog, keyOf, runCli, tempFiles, type Message, type StreamName } from './helpers.js';
 import { airbyte, expectUnionEqualsTruth, singer } from './faces.js';
 
 const DAY = 86_400_000;
@@ -40,13 +40,15 @@ describe.each([
   let mock: MockServer;
   afterEach(async () => mock?.close());
 
+  // The Airbyte face reads as a full refresh, the Singer face as a first incremental sync: both read what CircleCI keeps.
   test(`a first sync reads the 90 days CircleCI keeps and equals the mock's truth; 404 projects are one WARN each (${firstSpelling} keys)`, async () => {
     const world = new World({ seed: 21, historyDays: 95, pipelinesPerDay: 1.5 });
     mock = await startMockServer({ world, token: TEST_TOKEN, insightsKeyStyle: firstSpelling, insightsUnavailable: [UNAVAILABLE] });
     const now = world.now().getTime();
     // start_date older than what Insights keep: the 90 days are what there is.
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: new Date(now - 200 * DAY).toISOString(), base_url: mock.baseUrl };
-    const { cli, args } = await face.command(config, undefined, INSIGHTS);
+    const full = tempFiles({ config, catalog: configuredCatalog({ workflow_runs: 'full_refresh', flaky_tests: 'full_refresh' }) });
+    const { cli, args } = face === airbyte ? { cli: AIRBYTE_CLI, args: ['read', '--config', full.config, '--catalog', full.catalog] } : await face.command(config, undefined, INSIGHTS);
     const r = await runCli(cli, args);
     expect(r.code).toBe(0);
     const { records } = face.parse(r.messages, undefined, INSIGHTS);
