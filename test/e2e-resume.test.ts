@@ -208,6 +208,9 @@ describe('SIGKILL and resume from the last STATE printed', () => {
       ['jobs', true, 'boolean'],
       ['job_details', true, 'boolean'],
       ['tests', true, 'boolean'],
+      // Outside the walk: an incremental stream resumes from its cursor; a snapshot starts again.
+      ['workflow_runs', true, 'boolean'],
+      ['flaky_tests', false, 'boolean'],
     ]);
     // Attempt 1 is killed after a resume marker; attempt 2 gets its last STATE; killed again, attempt 3 finishes.
     const { union, skippedTotal } = await interruptedSync(configuredCatalog({ jobs: 'full_refresh' }), ['jobs'], [afterMarker(['jobs']), afterMarker(['jobs'])]);
