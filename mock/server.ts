@@ -18,6 +18,9 @@
  * /api/v2/me/collaborations, /api/v3/orgs, /api/v3/projects (cloud only: 404 with `server`),
  * /api/v1.1/projects (followed projects only).
  *
+ * Insights routes (see insightsRoutes.ts): /api/v2/insights/{slug}/workflows,
+ * /api/v2/insights/{slug}/workflows/{name}, /api/v2/insights/{slug}/flaky-tests.
+ *
  * Usage Export API (same host and token; POST create, GET poll; see usageRoutes.ts): its parts are
  * served by a second loopback server, the storage host (storage.ts, MockServer.storageUrl).
  */
@@ -27,6 +30,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Rng, hash32 } from './random.js';
 import { parseSlug, type World } from './world.js';
 import { orgRoutes } from './orgRoutes.js';
+import { insightsRoutes, type InsightsKeyStyle } from './insightsRoutes.js';
 import { matchUsage, usageRoutes, type UsageJobInfo, type UsageOptions } from './usageRoutes.js';
 import { startStorage, type StorageLogEntry } from './storage.js';
 
@@ -105,6 +109,12 @@ export interface MockOptions {
   collaborationsKeyStyle?: 'vcs_type' | 'vcs-type';
   /** Projects per page of /api/v3/projects when page[limit] is absent; default 20. */
   v3PageSize?: number;
+  /** How Insights spell their keys: 'underscore' (default: credits_used, flaky_tests) or 'hyphen' (credits-used, flaky-tests). */
+  insightsKeyStyle?: InsightsKeyStyle;
+  /** Items per page of the Insights workflow names and runs; default 20. */
+  insightsPageSize?: number;
+  /** Projects (slugs) whose Insights answer 404, as on an older CircleCI Server; true: every project. */
+  insightsUnavailable?: true | string[];
   /** The Usage Export API: lifecycle, limits, parts, faults (see usageRoutes.ts and docs/mock-usage.md). */
   usage?: UsageOptions & { /** The first n part downloads answer 503; default 0. */ storageFailFirst?: number };
 }
@@ -121,6 +131,7 @@ export type RouteName =
   | 'v3Orgs'
   | 'v3Projects'
   | 'v1Projects'
+  | 'insights'
   | 'usage'
   | 'other';
 
@@ -201,6 +212,9 @@ type Kind =
   | 'v3Orgs'
   | 'v3Projects'
   | 'v1Projects'
+  | 'insightsWorkflows'
+  | 'insightsRuns'
+  | 'insightsFlaky'
   | 'usage'
   | 'unknown';
 
@@ -212,6 +226,8 @@ interface Match {
   slug?: string;
   id?: string;
   number?: number;
+  /** An Insights workflow name. */
+  name?: string;
   usage?: { orgId: string; jobId?: string };
 }
 
@@ -251,6 +267,15 @@ export function matchRoute(pathname: string): Match {
       return { kind: 'jobDetails', counter: 'jobDetails', family: 'project', slug, number: Number(rest[1]) };
     if (rest.length === 2 && isNumber(rest[0]) && rest[1] === 'tests')
       return { kind: 'tests', counter: 'tests', family: 'project', slug, number: Number(rest[0]) };
+    return UNKNOWN;
+  }
+  if (s[0] === 'insights' && s.length >= 5 && parseSlug(s.slice(1, 4).join('/'))) {
+    const slug = s.slice(1, 4).join('/');
+    const rest = s.slice(4);
+    const m = { counter: 'insights', family: 'project', slug } as const;
+    if (rest.length === 1 && rest[0] === 'workflows') return { ...m, kind: 'insightsWorkflows' };
+    if (rest.length >= 2 && rest[0] === 'workflows' && rest[1] !== '') return { ...m, kind: 'insightsRuns', name: rest.slice(1).join('/') };
+    if (rest.length === 1 && rest[0] === 'flaky-tests') return { ...m, kind: 'insightsFlaky' };
     return UNKNOWN;
   }
   if (s[0] === 'pipeline' && s.length === 2 && s[1] !== '') return { kind: 'pipeline', counter: 'pipelines', family: 'id', id: s[1] };
@@ -440,6 +465,12 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
         return orgs.v3Projects(query);
       case 'v1Projects':
         return json(200, orgs.v1Projects());
+      case 'insightsWorkflows':
+        return insights.workflows(m.slug as string, query);
+      case 'insightsRuns':
+        return insights.runs(m.slug as string, m.name as string, query);
+      case 'insightsFlaky':
+        return insights.flakyTests(m.slug as string);
       default:
         return message(404, MSG.notFound);
     }
@@ -449,6 +480,13 @@ export async function startMockServer(opts: MockOptions): Promise<MockServer> {
   const orgs = orgRoutes(world, {
     keyStyle: opts.collaborationsKeyStyle ?? 'vcs_type',
     pageSize: Math.max(1, opts.v3PageSize ?? 20),
+    encode: encodeToken,
+    decode: decodeToken,
+  });
+  const insights = insightsRoutes(world, {
+    keyStyle: opts.insightsKeyStyle ?? 'underscore',
+    pageSize: Math.max(1, opts.insightsPageSize ?? 20),
+    unavailable: opts.insightsUnavailable ?? [],
     encode: encodeToken,
     decode: decodeToken,
   });
@@ -725,5 +763,5 @@ function rateHeaders(limit: number, remaining: number, resetSeconds: number): Re
 }
 
 function emptyRoutes(): Record<RouteName, number> {
-  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, collaborations: 0, v3Orgs: 0, v3Projects: 0, v1Projects: 0, usage: 0, other: 0 };
+  return { me: 0, project: 0, pipelines: 0, workflows: 0, jobs: 0, jobDetails: 0, tests: 0, collaborations: 0, v3Orgs: 0, v3Projects: 0, v1Projects: 0, insights: 0, usage: 0, other: 0 };
 }

@@ -5,7 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { compile } from 'json-schema-to-typescript';
 
-const STREAMS = ['pipelines', 'workflows', 'jobs', 'projects', 'job_details', 'tests', 'usage'];
+const STREAMS = ['pipelines', 'workflows', 'jobs', 'projects', 'job_details', 'tests', 'workflow_runs', 'flaky_tests', 'usage'];
 // --schemas DIR and --out FILE exist so a test can show that --check catches drift.
 const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const SCHEMAS = arg('--schemas') ? new URL(`file://${arg('--schemas')}/`) : new URL('../schemas/', import.meta.url);

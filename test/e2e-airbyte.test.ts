@@ -108,6 +108,8 @@ describe('spec, check, discover', () => {
         cursor: ['_workflow_created_at'],
         key: [['_project_slug'], ['_job_number'], ['classname'], ['name'], ['_file'], ['_occurrence']],
       },
+      { name: 'workflow_runs', modes: ['full_refresh', 'incremental'], cursor: ['created_at'], key: [['id']] },
+      { name: 'flaky_tests', modes: ['full_refresh'], cursor: undefined, key: [['_project_slug'], ['workflow_name'], ['job_name'], ['classname'], ['test_name']] },
       { name: 'usage', modes: ['full_refresh', 'incremental'], cursor: ['_window_end'], key: [['job_id']] },
     ]);
     for (const s of r.messages[0].catalog.streams) {

@@ -62,7 +62,7 @@ describe.each([airbyte, singer])('$name with lookback_days 0', (face) => {
   afterEach(async () => mock?.close());
 
   test('a workflow read unfinished is read again until it finishes, with its jobs, job details and tests', async () => {
-    const world = new World({ seed: 43, historyDays: 3, pipelinesPerDay: 10 });
+    const world = new World({ seed: 43, historyDays: 3, pipelinesPerDay: 5 });
     mock = await startMockServer({ world, token: TEST_TOKEN, clockStepMs: 60_000, jobPageSize: 3 });
     const startDate = new Date(world.now().getTime() - 2 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl, lookback_days: 0 };

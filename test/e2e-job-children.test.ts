@@ -323,11 +323,11 @@ describe('opt-in cost', () => {
     const singerCli = join(ROOT, 'dist/cli/singer.js');
     const d = await runCli(singerCli, ['--discover', '--config', config]);
     const byDefault = Object.fromEntries(d.messages[0].streams.map((e: Message) => [e.tap_stream_id, e.metadata.find((m: Message) => m.breadcrumb.length === 0).metadata['selected-by-default']]));
-    expect(byDefault).toEqual({ projects: true, pipelines: true, workflows: true, jobs: true, job_details: false, tests: false, usage: false });
+    expect(byDefault).toEqual({ projects: true, pipelines: true, workflows: true, jobs: true, job_details: false, tests: false, workflow_runs: false, flaky_tests: false, usage: false });
     const r = await runCli(singerCli, ['--config', config]);
     expect(r.code).toBe(0);
     const streams = new Set(r.messages.filter((m) => m.type === 'RECORD').map((m) => m.stream));
     expect([...streams].sort()).toEqual(['jobs', 'pipelines', 'projects', 'workflows']);
-    expect(mock.counters.log.some((l) => TESTS_PATH.test(l.path) || DETAILS_PATH.test(l.path))).toBe(false);
+    expect(mock.counters.log.some((l) => TESTS_PATH.test(l.path) || DETAILS_PATH.test(l.path) || l.path.startsWith('/api/v2/insights/'))).toBe(false);
   });
 });

@@ -208,6 +208,9 @@ describe('SIGKILL and resume from the last STATE printed', () => {
       ['jobs', true, 'boolean'],
       ['job_details', true, 'boolean'],
       ['tests', true, 'boolean'],
+      // Outside the walk: an incremental stream resumes from its cursor; a snapshot starts again.
+      ['workflow_runs', true, 'boolean'],
+      ['flaky_tests', false, 'boolean'],
       // Not below the pipeline list, but resumable from its own per-organization state (docs/usage.md).
       ['usage', true, 'boolean'],
     ]);

@@ -16,8 +16,8 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 /** The streams selected by default (job_details and tests are opt-in), and every stream. */
 const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs'] as const;
-const ALL_STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'usage'];
-const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at', usage: '_window_end' };
+const ALL_STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests', 'usage'];
+const CURSOR: Record<string, string | undefined> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at', workflow_runs: 'created_at', usage: '_window_end' };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -274,14 +274,14 @@ describe('discover, about, version, help', () => {
 });
 
 describe('sync', () => {
-  test('--help and the log of a run without a catalog name what it syncs: the default streams, job_details, tests and usage only when selected', async () => {
+  test('--help and the log of a run without a catalog name what it syncs: the default streams; job_details, tests, the Insights streams and usage only when selected', async () => {
     // The run above sent SCHEMA for exactly STREAMS; what the tap says must match it.
     const note = /^INFO tap-circleci: No catalog given: (.*)$/m.exec(fullRun.stderr)?.[1] ?? '';
     const help = (await runCommand(process.execPath, [SINGER_CLI, '--help'])).stdout.replace(/\s+/g, ' ');
     for (const text of [note, help]) {
       expect(text).not.toMatch(/every stream/);
       expect(text).toContain(`${STREAMS.slice(0, -1).join(', ')} and ${STREAMS.at(-1)}`);
-      expect(text).toMatch(/job_details, tests .*and usage .*(need a catalog|only when a catalog)/);
+      expect(text).toMatch(/job_details and tests .*workflow_runs and flaky_tests .*and usage .*(need a catalog|only when a catalog)/);
     }
   });
 

@@ -111,9 +111,9 @@ export function tempFiles(files: Record<string, unknown>): Record<string, string
 
 export type Mode = 'full_refresh' | 'incremental';
 
-export type StreamName = 'projects' | 'pipelines' | 'workflows' | 'jobs' | 'job_details' | 'tests';
+export type StreamName = 'projects' | 'pipelines' | 'workflows' | 'jobs' | 'job_details' | 'tests' | 'workflow_runs' | 'flaky_tests';
 
-const CURSORS: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at' };
+const CURSORS: Record<string, string> = { pipelines: 'updated_at', workflows: 'created_at', jobs: '_workflow_created_at', job_details: '_workflow_created_at', tests: '_workflow_created_at', workflow_runs: 'created_at' };
 /** Each stream's primary key, as the README documents it. */
 export const KEYS: Record<StreamName, string[]> = {
   projects: ['id'],
@@ -122,6 +122,8 @@ export const KEYS: Record<StreamName, string[]> = {
   jobs: ['id', '_workflow_id'],
   job_details: ['_project_slug', 'number'],
   tests: ['_project_slug', '_job_number', 'classname', 'name', '_file', '_occurrence'],
+  workflow_runs: ['id'],
+  flaky_tests: ['_project_slug', 'workflow_name', 'job_name', 'classname', 'test_name'],
 };
 
 export function configuredCatalog(streams: Partial<Record<StreamName, Mode>>) {

@@ -50,7 +50,7 @@ test('both linked CLIs run from the installed package: the spec, the catalog, th
   // Discovery reads the shipped schemas; a config that is not there is ignored, as Meltano expects.
   const catalog = run('tap-circleci', ['--discover', '--config', join(dir, 'nowhere.json')]);
   expect(catalog.status).toBe(0);
-  expect(parseLines(catalog.stdout)[0].streams.map((s: { tap_stream_id: string }) => s.tap_stream_id).sort()).toEqual(['job_details', 'jobs', 'pipelines', 'projects', 'tests', 'usage', 'workflows']);
+  expect(parseLines(catalog.stdout)[0].streams.map((s: { tap_stream_id: string }) => s.tap_stream_id).sort()).toEqual(['flaky_tests', 'job_details', 'jobs', 'pipelines', 'projects', 'tests', 'usage', 'workflow_runs', 'workflows']);
   // check on a missing config: one FAILED status (every module, the HTTP client included, is loaded at start).
   const check = run('source-circleci', ['check', '--config', join(dir, 'nowhere.json')]);
   expect(check.status).toBe(0);

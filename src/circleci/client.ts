@@ -86,6 +86,13 @@ export class CircleCIClient {
    * header is missing): the start of the sync as CircleCI saw it, epoch ms.
    */
   firstAnswerAt?: number;
+  /** The latest answer's Date header and this machine's clock when it came (see serverNow). */
+  private lastAnswer?: { server: number; local: number };
+
+  /** CircleCI's clock now, as its latest answer told it (this machine's before any answer), epoch ms. */
+  serverNow(): number {
+    return this.lastAnswer ? this.lastAnswer.server + (Date.now() - this.lastAnswer.local) : Date.now();
+  }
 
   /** Requests allowed in flight right now (lowered under rate limiting). */
   get concurrency(): number {
@@ -136,6 +143,8 @@ export class CircleCIClient {
       if (stop?.aborted) throw new StoppedError();
       this.requests++;
       if (this.firstAnswerAt === undefined && (result.kind === 'response' || result.kind === 'failure') && result.headers) this.firstAnswerAt = dateOf(result.headers) ?? Date.now();
+      const date = (result.kind === 'response' || result.kind === 'failure') && result.headers ? dateOf(result.headers) : undefined;
+      if (date !== undefined && date >= (this.lastAnswer?.server ?? Number.NEGATIVE_INFINITY)) this.lastAnswer = { server: date, local: Date.now() };
       if (result.kind === 'html') throw notTheApi(path, this.opts.baseUrl, 'an HTML page');
       if (result.kind === 'downgrade') {
         throw configError(

@@ -40,8 +40,8 @@ ${DESCRIPTION}
   -h, --help                Print this help.
 
 With no catalog, projects, pipelines, workflows and jobs are synced with every field;
-job_details, tests (a request or more per job) and usage (usage exports, 10 an hour per
-organization) only when a catalog selects them.`;
+job_details and tests (a request or more per job), workflow_runs and flaky_tests (Insights) and
+usage (usage exports, 10 an hour per organization) only when a catalog selects them.`;
 
 interface Args {
   config: string[];
@@ -241,7 +241,7 @@ async function sync(args: Args, run: Run): Promise<void> {
   const cfg = parseConfig(rawConfig(args.config));
   const catalogPath = args.catalog ?? args.properties;
   const picked = catalogPath ? parseSingerCatalog(readJsonFile(catalogPath, 'catalog')) : selectAll();
-  if (!catalogPath) log('INFO', 'No catalog given: syncing projects, pipelines, workflows and jobs with every field; job_details, tests and usage need a catalog that selects them.');
+  if (!catalogPath) log('INFO', 'No catalog given: syncing projects, pipelines, workflows and jobs with every field; job_details and tests (a request or more per job), workflow_runs and flaky_tests (Insights) and usage (usage exports) need a catalog that selects them.');
   for (const n of picked.notes) log('WARN', n);
   if (args.test === 'schema') {
     for (const s of picked.streams.values()) await out.line(schemaMessage(s));

@@ -1,5 +1,5 @@
 import type { ConnectorError } from '../errors.js';
-import { inTree, perOrganization } from '../streams/index.js';
+import { inTree } from '../streams/index.js';
 import type { StreamDeclaration } from '../streams/stream.js';
 import type { LogLevel, StreamStatus, SyncSink } from '../sync/crawler.js';
 import type { StreamState } from '../sync/state.js';
@@ -17,9 +17,10 @@ export const airbyteStream = (s: StreamDeclaration) => ({
   // The streams below the pipeline list resume from their state: per project, a cursor and, while
   // a sync of the project is unfinished, a marker of the pipelines it completed. Resumable, the
   // platform keeps a full-refresh stream's state between the attempts of one job (and drops it
-  // for the next job). projects is one request a project: it starts again. usage resumes from its
-  // per-organization state: the windows done and the export still pending.
-  is_resumable: inTree(s) || perOrganization(s),
+  // for the next job). workflow_runs resumes from its per-project cursor, usage from its
+  // per-organization state (the windows done, the export still pending). projects and
+  // flaky_tests are one request a project: they start again.
+  is_resumable: inTree(s) || !!s.cursorField,
 });
 
 export const traceError = (e: ConnectorError) => ({

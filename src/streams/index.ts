@@ -6,9 +6,11 @@ import type { StreamDeclaration } from './stream.js';
 import { tests } from './tests.js';
 import { usage } from './usage.js';
 import { workflows } from './workflows.js';
+import { workflowRuns } from './workflow-runs.js';
+import { flakyTests } from './flaky-tests.js';
 
 /** Every stream, parents before children. */
-export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests, usage];
+export const STREAMS: readonly StreamDeclaration[] = [projects, pipelines, workflows, jobs, jobDetails, tests, workflowRuns, flakyTests, usage];
 
 /** The root of the tree the crawler walks: the pipeline list, newest first. */
 export const TREE_ROOT: StreamDeclaration = pipelines;

@@ -23,6 +23,24 @@ export interface Context {
 }
 
 /**
+ * What a stream read per project, outside the pipeline walk, is given: its project, how far back
+ * to read, CircleCI's clock, and the API. A 404 on any request means the data is not available
+ * for this project (the reader says so and keeps the state).
+ */
+export interface ProjectRead {
+  project: string;
+  /** Read records created at or after this (epoch ms): start_date, or the incremental threshold. */
+  since: number;
+  /** `since` comes from the project's saved cursor (an earlier sync read up to there). */
+  fromState: boolean;
+  /** CircleCI's clock now (epoch ms). */
+  now(): number;
+  get(path: string, query?: Record<string, string | undefined>): Promise<unknown>;
+  pages(path: string, query?: Record<string, string | undefined>): AsyncIterable<unknown[]>;
+  warn(message: string): Promise<void>;
+}
+
+/**
  * A stream is a declaration; the crawler does the walking. `parent` names the stream whose
  * records this one is listed under; `path` is the list endpoint for one parent (or project).
  */
@@ -73,6 +91,11 @@ export interface StreamDeclaration {
    * oldest of them inside the lookback window, so a later sync re-reads them.
    */
   mayChange?(record: Json): boolean;
+  /**
+   * Streams of a project that are not below its pipelines (Insights): the project's records, each
+   * with its connector fields, in any order. The crawler applies the cursor and emits them.
+   */
+  readProject?(io: ProjectRead): AsyncIterable<Json>;
 }
 
 export const loadSchema = (name: string): JsonSchema => readPackageJson<JsonSchema>(`schemas/${name}.json`);

@@ -1,7 +1,7 @@
 import { loadSchema, type StreamDeclaration } from './stream.js';
 
 /** running, failing and on_hold can still change; every other status is final. */
-const NOT_FINAL = new Set(['running', 'failing', 'on_hold']);
+export const NOT_FINAL = new Set(['running', 'failing', 'on_hold']);
 
 export const workflows: StreamDeclaration = {
   name: 'workflows',

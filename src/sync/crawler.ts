@@ -8,6 +8,7 @@ import { project, type Context, type Json, type JsonSchema, type StreamDeclarati
 import { timeOf } from '../time.js';
 import { DAY_MS, StreamCursor, cursorValue, horizon, signpost } from './cursors.js';
 import { Progress, type PipelineSlot } from './progress.js';
+import { readProjectStream } from './project-reader.js';
 import type { ProjectCursor, StreamState, SyncState } from './state.js';
 
 export type SyncMode = 'full_refresh' | 'incremental';
@@ -178,6 +179,8 @@ class ProjectCrawl {
   private settled = 0;
   private lastSaved = 0;
   private readonly emitted = new Map<string, number>();
+  /** Streams outside the walk (Insights) read to the end: their cursors may move. */
+  private readonly readWhole = new Set<string>();
   private readonly scanFloor: number;
   private readonly maxTasks: number;
   private readonly start: number;
@@ -246,9 +249,12 @@ class ProjectCrawl {
   async run(): Promise<void> {
     const started = Date.now();
     try {
-      // Streams of the project itself (one object each), then the tree, if anything in it is selected.
+      // Streams of the project itself (projects: one object; Insights: see readOwn), then the tree,
+      // if anything in it is selected.
       for (const s of STREAMS.filter((s) => !inTree(s) && this.plans.has(s.name))) {
-        await this.emit(this.plans.get(s.name)!, (await this.opts.client.get(s.path({ project: this.slug }))) as Json);
+        const plan = this.plans.get(s.name)!;
+        if (s.readProject) await this.readOwn(plan);
+        else await this.emit(plan, (await this.opts.client.get(s.path({ project: this.slug }))) as Json);
       }
       if (subtreeOf(TREE_ROOT).some((s) => this.plans.has(s.name))) await this.visitList(TREE_ROOT, { project: this.slug });
     } catch (e) {
@@ -280,10 +286,33 @@ class ProjectCrawl {
     const { top, through } = this.progress;
     const out = new Map<string, ProjectCursor | undefined>();
     for (const { stream, cursor } of this.plans.values()) {
-      if (!inTree(stream)) out.set(stream.name, undefined);
-      else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
+      if (!inTree(stream)) {
+        // Outside the walk: an Insights cursor moves once its stream was read to the end, else it
+        // stays as the state had it; projects keeps none.
+        const kept = this.opts.state[stream.name]?.[this.slug];
+        out.set(stream.name, !stream.readProject ? undefined : this.readWhole.has(stream.name) ? cursor.final(sign) : kept);
+      } else out.set(stream.name, partial ? cursor.partial(sign, { top: top!, through: through! }) : cursor.final(sign));
     }
     return out;
+  }
+
+  /** A stream of the project outside the pipeline walk (Insights): see project-reader.ts. */
+  private async readOwn(plan: Plan): Promise<void> {
+    const whole = await readProjectStream({
+      stream: plan.stream,
+      cursor: plan.cursor,
+      incremental: this.opts.selection.get(plan.stream.name)?.mode === 'incremental',
+      project: this.slug,
+      client: this.opts.client,
+      startDate: this.start,
+      horizon: horizon(this.syncStart(), this.lookback),
+      signal: this.opts.signal,
+      emit: (record) => this.emit(plan, record),
+      warn: async (message) => {
+        await this.opts.sink.log('WARN', message);
+      },
+    });
+    if (whole) this.readWhole.add(plan.stream.name);
   }
 
   /** Every `checkpointEvery` synced pipelines, record how far this project got. */

@@ -360,6 +360,106 @@ source?: (null | string)
 }
 
 /**
+ * One run of a workflow as CircleCI's Insights report it (GET /insights/{project-slug}/workflows/{workflow-name}?all-branches=true). Insights keep about 90 days; the key is id, the workflow id, so runs join to the workflows stream.
+ */
+export interface WorkflowRun {
+/**
+ * The workflow id (the id of the workflows stream).
+ */
+id: string
+/**
+ * The project slug as configured or discovered (added by the connector).
+ */
+_project_slug: string
+/**
+ * The workflow name the run is listed under (added by the connector).
+ */
+_workflow_name: string
+/**
+ * The VCS branch of the run.
+ */
+branch?: (null | string)
+/**
+ * Seconds from creation to stop; null while the run is going.
+ */
+duration?: (null | number)
+/**
+ * When the run was created. The incremental cursor.
+ */
+created_at?: (null | string)
+/**
+ * Null while the run is going.
+ */
+stopped_at?: (null | string)
+/**
+ * Credits the run used (an older preview of the API spelled it credits-used; both are read, this spelling is written).
+ */
+credits_used?: (null | number)
+/**
+ * success, failed, error, canceled, unauthorized; the workflow's status while it runs, or null.
+ */
+status?: (null | string)
+/**
+ * Whether the workflow waits for an approval.
+ */
+is_approval?: (null | boolean)
+[k: string]: unknown
+}
+
+/**
+ * One flaky test of a project today (GET /insights/{project-slug}/flaky-tests): a test that passed and failed on the same commit in the last 90 days or so. A snapshot, read whole on every sync. Keys are written with underscores whether CircleCI spells them with hyphens (its OpenAPI document) or underscores (its own clients). The key is _project_slug, workflow_name, job_name, classname, test_name.
+ */
+export interface FlakyTest {
+/**
+ * The project slug as configured or discovered (added by the connector).
+ */
+_project_slug: string
+/**
+ * The workflow the test ran in.
+ */
+workflow_name?: (null | string)
+/**
+ * The job the test ran in.
+ */
+job_name?: (null | string)
+/**
+ * The programmatic location of the test.
+ */
+classname?: (null | string)
+test_name?: (null | string)
+file?: (null | string)
+/**
+ * The program that produced the results.
+ */
+source?: (null | string)
+/**
+ * How often the test flaked.
+ */
+times_flaked?: (null | number)
+/**
+ * Seconds spent on its flaky runs.
+ */
+time_wasted?: (null | number)
+/**
+ * The workflow of its latest flaky run.
+ */
+workflow_id?: (null | string)
+/**
+ * created_at of that workflow.
+ */
+workflow_created_at?: (null | string)
+/**
+ * The pipeline of its latest flaky run.
+ */
+pipeline_number?: (null | number)
+/**
+ * The job of its latest flaky run.
+ */
+job_number?: (null | number)
+[k: string]: unknown
+}
+
+/**
  * One row of CircleCI's Usage Export (POST /organizations/{org_id}/usage_export_job): one job run, what it ran on and the credits it cost. The 48 columns of the export, lowercase, typed (Y/N as booleans, empty cells as null); *_date columns are dates, *_at columns date-times. Primary key: job_id, the one column that names a job run (a rerun is a new job with a new id and number; a job carried into a "rerun from failed" workflow did not run again, so it has one row); project_id + job_run_number would do too, and job_id joins to jobs.id. Cursor: _window_end.
  */
 export interface UsageRow {
