@@ -156,7 +156,7 @@ export async function runSync(config: Config, selection: Map<string, Selection>,
           const orgs = await usageOrganizations(config, client, projects.organizations, (m) => sink.log('WARN', m));
           // Which day it is, by CircleCI's clock: ask it once if nothing has answered yet.
           if (client.firstAnswerAt === undefined && !(await tokenAccepted(client))) throw tokenRejected();
-          const now = client.firstAnswerAt ?? Date.now();
+          const now = client.serverNow();
           await readUsage({ config, client, mode: usage.mode, schema: usage.schema, state: (state.usage ?? {}) as UsageState, sink: out, orgs, signal: opts.signal, now });
         })(),
       );
