@@ -21,6 +21,12 @@ let cutFirst = true;
 beforeAll(async () => {
   const body = gzipSync(CSV);
   server = http.createServer((req, res) => {
+    if (req.url?.startsWith('/expired')) {
+      // S3's answer to an expired link echoes the signed request: it must not be quoted.
+      res.writeHead(403, { 'Content-Type': 'application/xml' });
+      res.end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>3600</X-Amz-Expires><StringToSign>AWS4-HMAC-SHA256 secret-ish</StringToSign></Error>');
+      return;
+    }
     seen.push(req.headers);
     res.writeHead(200, { 'Content-Type': 'application/gzip', 'Content-Length': body.length });
     if (cutFirst) {
@@ -54,4 +60,12 @@ test('a body cut half-way is retried; every row comes once, in order, with quote
 test('plain http to a host other than this machine is refused, naming allow_insecure_http', async () => {
   const rows = partRows('http://storage.example.com/usage/0.csv.gz?sig=1', { policy: POLICY, allowInsecureHttp: false });
   await expect(rows.next()).rejects.toThrow(/not https: not downloaded.*allow_insecure_http/);
+});
+
+test('an expired link (403) is not retried: the message names the part by host and path, quotes only the error code, and says the next sync gets fresh links', async () => {
+  const expired = url.replace('/usage/job/0.csv.gz', '/expired/0.csv.gz');
+  const rows = partRows(expired, { policy: POLICY, allowInsecureHttp: false });
+  const error = await rows.next().then(() => undefined, (e: Error) => e);
+  expect(error?.message).toMatch(/^Downloading a usage export part \(127\.0\.0\.1:\d+\/expired\/0\.csv\.gz\) answered HTTP 403 \(AccessDenied\)\. The link may have expired: the next sync/);
+  expect(error?.message).not.toMatch(/Signature|StringToSign|X-Amz/);
 });
