@@ -5,7 +5,7 @@
  *   integration_tests/expected_records.jsonl  the ground truth of the acceptance world
  *       (integration_tests/acceptance_mock.json: seed, fixed clock, history) for the start_date of
  *       integration_tests/sample_config.json: World.groundTruth(), the records a correct full
- *       sync must hold. Not the connector's output.
+ *       sync must hold, and insightsTruth() for workflow_runs and flaky_tests. Not the connector's output.
  *   integration_tests/spec.json  the ConnectorSpecification `spec` must print (basic fields
  *       plus spec.json as connectionSpecification), for the spec test's spec_path.
  *
@@ -23,6 +23,7 @@ if (!existsSync(`${root}dist-dev/mock/world.js`)) {
   process.exit(1);
 }
 const { World } = await import(`${root}dist-dev/mock/world.js`);
+const { insightsTruth } = await import(`${root}dist-dev/mock/insightsRoutes.js`);
 const read = (p) => JSON.parse(readFileSync(`${root}${p}`, 'utf8'));
 
 const env = read('integration_tests/acceptance_mock.json');
@@ -38,10 +39,15 @@ const configured = new Set(config.project_slugs.map((s) => world.canonicalSlug(s
 truth.projects = truth.projects.filter((p) => configured.has(p.slug));
 // The key column _file is file, or "" where CircleCI sends null (see schemas/tests.json).
 truth.tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
+// Insights: runs CircleCI still keeps (90 days) from start_date on, and today's flaky tests.
+const NINETY_DAYS = 90 * 86_400_000;
+const insights = insightsTruth(world, [...configured], new Date(Math.max(Date.parse(config.start_date), Date.parse(env.now) - NINETY_DAYS)));
+Object.assign(truth, insights);
+const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests'];
 // Job details: one per job, under the workflow its details name as latest (a read emits no key twice).
 const emittedAt = Date.parse(env.now);
 const lines = [];
-for (const stream of ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests']) {
+for (const stream of STREAMS) {
   for (const data of truth[stream]) lines.push(JSON.stringify({ stream, data, emitted_at: emittedAt }));
 }
 const expectedRecords = lines.join('\n') + '\n';
@@ -67,5 +73,5 @@ for (const [path, text] of [['integration_tests/expected_records.jsonl', expecte
     console.log(`acceptance-fixtures: wrote ${path}`);
   }
 }
-console.log(`acceptance-fixtures: ${['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'].map((s) => `${truth[s].length} ${s}`).join(', ')} at ${env.now}`);
+console.log(`acceptance-fixtures: ${STREAMS.map((s) => `${truth[s].length} ${s}`).join(', ')} at ${env.now}`);
 process.exit(stale ? 1 : 0);
