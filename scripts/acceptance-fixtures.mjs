@@ -5,7 +5,8 @@
  *   integration_tests/expected_records.jsonl  the ground truth of the acceptance world
  *       (integration_tests/acceptance_mock.json: seed, fixed clock, history) for the start_date of
  *       integration_tests/sample_config.json: World.groundTruth(), the records a correct full
- *       sync must hold, and insightsTruth() for workflow_runs and flaky_tests. Not the connector's output.
+ *       sync must hold; insightsTruth() for workflow_runs and flaky_tests; usageRows() for usage
+ *       (one export window per organization). Not the connector's output.
  *   integration_tests/spec.json  the ConnectorSpecification `spec` must print (basic fields
  *       plus spec.json as connectionSpecification), for the spec test's spec_path.
  *
@@ -24,6 +25,7 @@ if (!existsSync(`${root}dist-dev/mock/world.js`)) {
 }
 const { World } = await import(`${root}dist-dev/mock/world.js`);
 const { insightsTruth } = await import(`${root}dist-dev/mock/insightsRoutes.js`);
+const { usageRows } = await import(`${root}dist-dev/mock/usageCsv.js`);
 const read = (p) => JSON.parse(readFileSync(`${root}${p}`, 'utf8'));
 
 const env = read('integration_tests/acceptance_mock.json');
@@ -43,7 +45,20 @@ truth.tests = truth.tests.map((t) => ({ ...t, _file: t.file ?? '' }));
 const NINETY_DAYS = 90 * 86_400_000;
 const insights = insightsTruth(world, [...configured], new Date(Math.max(Date.parse(config.start_date), Date.parse(env.now) - NINETY_DAYS)));
 Object.assign(truth, insights);
-const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests'];
+// Usage: start_date to the start of the world's day is one export window (at most 31 days), so
+// every row of the configured projects' organizations carries that window's end.
+const DAY = 86_400_000;
+const usageStart = Date.parse(config.start_date);
+const usageEnd = Math.floor(Date.parse(env.now) / DAY) * DAY;
+if (usageEnd - usageStart > 31 * DAY || usageEnd <= usageStart) {
+  console.error(`acceptance-fixtures: ${env.config}'s start_date must be 1 to 31 days before the start of ${env.now}'s UTC day (one usage export window)`);
+  process.exit(1);
+}
+const orgs = [...new Set([...configured].map((slug) => world.project(slug).organization_id))];
+truth.usage = orgs.flatMap((org) =>
+  usageRows(world, org, new Date(usageStart), new Date(usageEnd)).map((r) => ({ ...r, _organization_id: org, _window_end: new Date(usageEnd).toISOString() })),
+);
+const STREAMS = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests', 'usage'];
 // Job details: one per job, under the workflow its details name as latest (a read emits no key twice).
 const emittedAt = Date.parse(env.now);
 const lines = [];

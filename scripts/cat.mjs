@@ -57,7 +57,9 @@ const { World } = await import(join(ROOT, 'dist-dev/mock/world.js'));
 
 const env = JSON.parse(readFileSync(join(ROOT, 'integration_tests/acceptance_mock.json'), 'utf8'));
 const world = new World({ seed: env.seed, now: new Date(env.now), historyDays: env.history_days, pipelinesPerDay: env.pipelines_per_day });
-const mock = await startMockServer({ world, token: env.token, host: '127.0.0.1', port: 0 });
+// The account's usage export create limit (acceptance_mock.json says why it is raised).
+const usage = { createLimit: { count: env.usage_creates_per_hour, windowMs: 3_600_000 } };
+const mock = await startMockServer({ world, usage, token: env.token, host: '127.0.0.1', port: 0 });
 
 const work = mkdtempSync(join(tmpdir(), 'source-circleci-cat-'));
 const stage = join(work, 'connector');

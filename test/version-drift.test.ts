@@ -92,28 +92,27 @@ describe('generated acceptance fixtures are current', () => {
   });
 
   test('expected_records.jsonl is the ground truth of the acceptance world (regenerate: node scripts/acceptance-fixtures.mjs)', () => {
+    // The generator computes it from the mock's truths (World.groundTruth, insightsTruth, usageRows),
+    // never from the connector's output; --check fails when the file differs from them.
+    const check = spawnSync(process.execPath, [join(ROOT, 'scripts/acceptance-fixtures.mjs'), '--check'], { encoding: 'utf8' });
+    expect({ code: check.status, stderr: check.stderr }).toEqual({ code: 0, stderr: '' });
     const env = loadAcceptanceEnv();
     const config = JSON.parse(read(env.config));
     const world = acceptanceWorld(env);
-    const truth = world.groundTruth(new Date(config.start_date));
     const expected = readJsonl(join(ROOT, 'integration_tests/expected_records.jsonl'));
-    const streams = ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests'] as const;
-    const records: Record<(typeof streams)[number], unknown[]> = {
-      ...truth,
-      // The configured projects; tests carry the key column _file ("" for a null file).
-      projects: truth.projects.filter((p) => config.project_slugs.includes(p.slug)),
-      tests: truth.tests.map((t) => ({ ...t, _file: t.file ?? '' })),
-    };
-    const fromTruth = streams.flatMap((stream) => records[stream].map((data) => ({ stream, data, emitted_at: Date.parse(env.now) })));
-    expect(expected.length).toBe(fromTruth.length);
-    expect(expected).toEqual(JSON.parse(JSON.stringify(fromTruth)));
+    const of = (stream: string) => expected.filter((e) => e.stream === stream).map((e) => e.data);
     // It exercises what matters: every stream, every project, a job shared by two workflows,
-    // test results with a null file and identical entries.
-    for (const stream of streams) expect(expected.some((e) => e.stream === stream)).toBe(true);
-    const tests = expected.filter((e) => e.stream === 'tests').map((e) => e.data);
+    // test results with a null file and identical entries, Insights runs that join to workflows,
+    // usage rows of every organization that join to jobs.
+    for (const stream of ['projects', 'pipelines', 'workflows', 'jobs', 'job_details', 'tests', 'workflow_runs', 'flaky_tests', 'usage']) expect({ stream, some: of(stream).length > 0 }).toEqual({ stream, some: true });
+    const tests = of('tests');
     expect(tests.some((t) => t.file === null) && tests.some((t) => t._occurrence > 0)).toBe(true);
-    expect(new Set(expected.filter((e) => e.stream === 'pipelines').map((e) => e.data.project_slug))).toEqual(new Set(config.project_slugs));
-    const jobIds = expected.filter((e) => e.stream === 'jobs').map((e) => e.data.id);
+    expect(new Set(of('pipelines').map((p) => p.project_slug))).toEqual(new Set(config.project_slugs));
+    const jobIds = of('jobs').map((j) => j.id);
     expect(new Set(jobIds).size).toBeLessThan(jobIds.length);
+    const workflowIds = new Set(of('workflows').map((w) => w.id));
+    expect(of('workflow_runs').every((r) => workflowIds.has(r.id))).toBe(true);
+    expect(new Set(of('usage').map((u) => u._organization_id))).toEqual(new Set(config.project_slugs.map((s: string) => world.project(s)!.organization_id)));
+    expect(of('usage').every((u) => jobIds.includes(u.job_id))).toBe(true);
   });
 });

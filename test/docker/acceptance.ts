@@ -448,7 +448,12 @@ export interface Fixtures {
   abnormalState: Json;
   expectedRecords: Array<{ stream: string; data: Json; emitted_at?: number }>;
   now: Date;
+  /** The organization id of each project of the acceptance world. */
+  orgOf: Record<string, string>;
 }
+
+/** Streams whose state is kept per organization id (usage export), not per project slug. */
+const PER_ORGANIZATION = new Set(['usage']);
 
 /** The integration_tests files agree with each other and with discovery. */
 export function checkFixtures(f: Fixtures, discovered: Json[]): Problems {
@@ -465,7 +470,8 @@ export function checkFixtures(f: Fixtures, discovered: Json[]): Problems {
   const incremental = (f.incrementalCatalog?.streams ?? []).filter((s: Json) => s.sync_mode === 'incremental');
   if (!incremental.length) problems.push('incremental_catalog.json has no incremental stream');
   for (const s of f.incrementalCatalog?.streams ?? []) if (s.sync_mode !== 'incremental') problems.push(`incremental_catalog.json: ${s.stream?.name} is not incremental`);
-  const slugs: string[] = Array.isArray(f.sampleConfig?.project_slugs) ? f.sampleConfig.project_slugs : [];
+  const projects: string[] = Array.isArray(f.sampleConfig?.project_slugs) ? f.sampleConfig.project_slugs : [];
+  const orgs = [...new Set(projects.map((slug) => f.orgOf[slug]).filter(Boolean))];
   for (const [label, state, future] of [['sample_state.json', f.sampleState, false], ['abnormal_state.json', f.abnormalState, true]] as const) {
     if (!Array.isArray(state)) {
       problems.push(`${label} is not an array of STREAM state messages`);
@@ -481,10 +487,11 @@ export function checkFixtures(f: Fixtures, discovered: Json[]): Problems {
       if (entry.type !== 'STREAM') problems.push(`${label}: ${name} is not a STREAM state`);
       const cursor = (s.cursor_field ?? discovered.find((d) => d.name === name)?.default_cursor_field ?? [])[0];
       const perProject = entry.stream.stream_state ?? {};
+      const slugs = PER_ORGANIZATION.has(name) ? orgs : projects;
       for (const slug of slugs) {
         const value = perProject[slug]?.[cursor];
         if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) {
-          problems.push(`${label}: ${name} has no ${cursor} date-time for project ${slug}`);
+          problems.push(`${label}: ${name} has no ${cursor} date-time for ${PER_ORGANIZATION.has(name) ? 'organization' : 'project'} ${slug}`);
           continue;
         }
         const t = Date.parse(value);
@@ -515,6 +522,7 @@ export function checkFixtures(f: Fixtures, discovered: Json[]): Problems {
 export function loadFixtures(root = ROOT): Fixtures {
   const read = (p: string) => JSON.parse(readFileSync(join(root, p), 'utf8'));
   const env = read('integration_tests/acceptance_mock.json');
+  const world = acceptanceWorld(env);
   return {
     spec: read('integration_tests/spec.json'),
     sampleConfig: read('integration_tests/sample_config.json'),
@@ -525,6 +533,7 @@ export function loadFixtures(root = ROOT): Fixtures {
     abnormalState: read('integration_tests/abnormal_state.json'),
     expectedRecords: readJsonl(join(root, 'integration_tests/expected_records.jsonl')),
     now: new Date(env.now),
+    orgOf: Object.fromEntries(world.projectSlugs().map((slug) => [slug, world.project(slug)!.organization_id])),
   };
 }
 
@@ -657,7 +666,12 @@ export interface AcceptanceEnv {
   pipelines_per_day: number;
   token: string;
   config: string;
+  /** Usage export creates allowed per organization and hour (CAT reads back to back). */
+  usage_creates_per_hour: number;
 }
+
+/** The mock's options for the acceptance account, beyond its world. */
+export const acceptanceMockOptions = (env: AcceptanceEnv) => ({ usage: { createLimit: { count: env.usage_creates_per_hour, windowMs: 3_600_000 } } });
 
 export function loadAcceptanceEnv(root = ROOT): AcceptanceEnv {
   return JSON.parse(readFileSync(join(root, 'integration_tests/acceptance_mock.json'), 'utf8'));
@@ -678,7 +692,7 @@ export interface AcceptanceMock {
 export async function startAcceptanceMock(opts: { latencyMs?: number; root?: string } = {}): Promise<AcceptanceMock> {
   const root = opts.root ?? ROOT;
   const env = loadAcceptanceEnv(root);
-  const server = await startMockServer({ world: acceptanceWorld(env), token: env.token, host: '127.0.0.1', port: 0, latencyMs: opts.latencyMs });
+  const server = await startMockServer({ world: acceptanceWorld(env), ...acceptanceMockOptions(env), token: env.token, host: '127.0.0.1', port: 0, latencyMs: opts.latencyMs });
   const sample = JSON.parse(readFileSync(join(root, env.config), 'utf8'));
   return { server, env, secretsConfig: { ...sample, token: env.token, base_url: server.baseUrl }, close: () => server.close() };
 }
