@@ -66,7 +66,10 @@ class Scripted {
   /** Called after each request is answered (the world moves while the sync runs). */
   after?: (path: string) => void;
   client(): CircleCIClient {
+    // As the real client: CircleCI's clock is known from its first answer on, this machine's before.
+    let answered = false;
     const answer = (path: string, query: Record<string, string | undefined> = {}): unknown => {
+      answered = true;
       this.asked.push(`${path}?${new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString()}`);
       let body: unknown;
       if (this.missing && (path.startsWith('/insights/') || (this.missing === 'project' && path.startsWith('/project/')))) throw new HttpError(404, path, 'Not Found');
@@ -82,7 +85,7 @@ class Scripted {
     };
     return {
       firstAnswerAt: this.now,
-      serverNow: () => this.now,
+      serverNow: () => (answered ? this.now : Date.now()),
       get: async (path: string, query?: Record<string, string | undefined>) => answer(path, query),
       pages: async function* (path: string, query?: Record<string, string | undefined>) {
         yield (answer(path, query) as { items: unknown[] }).items;
@@ -172,6 +175,9 @@ describe('workflow_runs in a crawl', () => {
     expect(world.asked.filter((a) => a.includes('/workflows/')).every((a) => a.includes(`start-date=${encodeURIComponent(iso(edge))}`))).toBe(true);
     const first = await sync(world, incremental, {}, '2025-01-01T00:00:00Z');
     expect(first.logs.filter((l) => l.startsWith('WARN'))).toEqual([]);
+    // A week old by CircleCI's clock (this machine's may be months apart): nothing is gone.
+    const recent = await sync(world, incremental, { workflow_runs: { [SLUG]: { created_at: iso(world.now - 7 * DAY) } } }, '2025-01-01T00:00:00Z');
+    expect(recent.logs.filter((l) => l.startsWith('WARN'))).toEqual([]);
   });
 
   test('a 404 because the project is not there is the wrong slug it is, not missing Insights', async () => {

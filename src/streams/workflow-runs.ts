@@ -27,16 +27,17 @@ export const workflowRuns: StreamDeclaration = {
   mayChange: (r) => r.stopped_at === null || r.stopped_at === undefined || NOT_FINAL.has(String(r.status)),
   async *readProject(io) {
     const names = workflowRuns.path({ project: io.project });
+    const found = new Set<string>();
+    for await (const items of io.pages(names, { 'all-branches': 'true', 'reporting-window': 'last-90-days' })) {
+      for (const item of items) if (isObject(item) && typeof item.name === 'string') found.add(item.name);
+    }
+    // After an answer: CircleCI's clock (its Date header) is known only then.
     const kept = io.now() - INSIGHTS_KEEP_MS + EDGE_MARGIN_MS;
     if (io.fromState && io.since < kept) {
       await io.warn(
         `${io.project}: workflow_runs was last read up to ${iso(io.since)}, and CircleCI keeps 90 days: runs created before ${iso(kept)} ` +
           'that the last sync did not read are gone. Sync at least every 80 days to keep every run (docs/insights.md).',
       );
-    }
-    const found = new Set<string>();
-    for await (const items of io.pages(names, { 'all-branches': 'true', 'reporting-window': 'last-90-days' })) {
-      for (const item of items) if (isObject(item) && typeof item.name === 'string') found.add(item.name);
     }
     for (const name of found) {
       const query = { 'all-branches': 'true', 'start-date': iso(startDate(io.since, io.now())) };
