@@ -57,8 +57,8 @@ const { World } = await import(join(ROOT, 'dist-dev/mock/world.js'));
 
 const env = JSON.parse(readFileSync(join(ROOT, 'integration_tests/acceptance_mock.json'), 'utf8'));
 const world = new World({ seed: env.seed, now: new Date(env.now), historyDays: env.history_days, pipelinesPerDay: env.pipelines_per_day });
-// The account's usage export create limit (acceptance_mock.json says why it is raised).
-const usage = { createLimit: { count: env.usage_creates_per_hour, windowMs: 3_600_000 } };
+// The account's usage export (acceptance_mock.json says why): its create limit, when an export is ready.
+const usage = { createLimit: { count: env.usage.creates_per_hour, windowMs: 3_600_000 }, readyAfterPolls: env.usage.ready_after_polls };
 const mock = await startMockServer({ world, usage, token: env.token, host: '127.0.0.1', port: 0 });
 
 const work = mkdtempSync(join(tmpdir(), 'source-circleci-cat-'));

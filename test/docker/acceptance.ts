@@ -666,12 +666,14 @@ export interface AcceptanceEnv {
   pipelines_per_day: number;
   token: string;
   config: string;
-  /** Usage export creates allowed per organization and hour (CAT reads back to back). */
-  usage_creates_per_hour: number;
+  /** The account's usage export: creates allowed per organization and hour, polls until an export is ready. */
+  usage: { creates_per_hour: number; ready_after_polls: number };
 }
 
 /** The mock's options for the acceptance account, beyond its world. */
-export const acceptanceMockOptions = (env: AcceptanceEnv) => ({ usage: { createLimit: { count: env.usage_creates_per_hour, windowMs: 3_600_000 } } });
+export const acceptanceMockOptions = (env: AcceptanceEnv) => ({
+  usage: { createLimit: { count: env.usage.creates_per_hour, windowMs: 3_600_000 }, readyAfterPolls: env.usage.ready_after_polls },
+});
 
 export function loadAcceptanceEnv(root = ROOT): AcceptanceEnv {
   return JSON.parse(readFileSync(join(root, 'integration_tests/acceptance_mock.json'), 'utf8'));
