@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { isIPv4 } from 'node:net';
 import { timingFromEnv, type EnvTiming } from './circleci/retry.js';
+import validateSpec from './config-validate.js';
 import { configError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { readPackageJson } from './resources.js';
@@ -64,7 +65,8 @@ const FIXES: Record<string, string> = {
   usage_poll_minutes: 'set "usage_poll_minutes" to a whole number of minutes from 0 to 1440, or leave it out (default 30)',
 };
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile(spec);
+/** ajv's validator for spec.json, compiled at build time (scripts/gen-types.mjs). */
+const validate = validateSpec as ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 /** Edit distance, for "did you mean": a key one or two keystrokes from a setting is a typo of it. */
 function distance(a: string, b: string): number {

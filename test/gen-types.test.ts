@@ -26,3 +26,19 @@ test('gen-types --check fails when a schema changes and the types are not regene
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/stale/);
 });
+
+test('gen-types --check fails when spec.json changes and the config validator is not regenerated', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'validator-'));
+  const spec = join(dir, 'spec.json');
+  const validator = join(dir, 'config-validate.ts');
+  writeFileSync(spec, readFileSync(join(ROOT, 'spec.json')));
+  writeFileSync(validator, readFileSync(join(ROOT, 'src/config-validate.ts')));
+  const check = () => spawnSync(process.execPath, [gen, '--check', '--spec', spec, '--validator', validator], { encoding: 'utf8' });
+  expect(check().status).toBe(0);
+  const changed = JSON.parse(readFileSync(spec, 'utf8'));
+  changed.properties.lookback_days.maximum = 30;
+  writeFileSync(spec, JSON.stringify(changed));
+  const r = check();
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/src\/config-validate\.ts is stale/);
+});
