@@ -23,9 +23,9 @@ const pipelineOf = new Map<string, { number: number; slug: string }>();
 const workflowParent = new Map<string, string>();
 
 beforeAll(async () => {
-  // Two projects of ~300 pipelines each: resume markers (every 100 completed pipelines) happen mid-project.
-  world = new World({ seed: 31, historyDays: 30, pipelinesPerDay: 10, projects: ['gh/acme/api', 'bb/acme/web'] });
-  startDate = new Date(world.now().getTime() - 30 * DAY);
+  // Two projects of ~200 pipelines each: resume markers (every 100 completed pipelines) happen mid-project.
+  world = new World({ seed: 31, historyDays: 20, pipelinesPerDay: 10, projects: ['gh/acme/api', 'bb/acme/web'] });
+  startDate = new Date(world.now().getTime() - 20 * DAY);
   // A little latency so the read is still running when the kill lands.
   mock = await startMockServer({ world, token: TEST_TOKEN, latencyMs: 1 });
   const truth = world.groundTruth(startDate);
@@ -176,7 +176,7 @@ describe('SIGKILL and resume from the last STATE printed', () => {
 
   test('full refresh of every stream killed mid-way resumes to the ground truth without refetching completed pipelines', async () => {
     const streams = ['pipelines', 'workflows', 'jobs'];
-    const { union, skippedTotal } = await interruptedSync(ALL_FULL, streams, [afterMarker(streams), afterRecords(2500)]);
+    const { union, skippedTotal } = await interruptedSync(ALL_FULL, streams, [afterMarker(streams), afterRecords(1500)]);
     expectCoversTruth(union, streams);
     expect(skippedTotal).toBeGreaterThanOrEqual(100);
   });
