@@ -133,8 +133,8 @@ describe('an endpoint that fails every time', () => {
   let bigStart: Date;
   let mock: MockServer;
   beforeAll(async () => {
-    big = new World({ seed: 22, historyDays: 30, pipelinesPerDay: 8, projects: ['gh/acme/api', 'bb/acme/web'] });
-    bigStart = new Date(big.now().getTime() - 30 * DAY);
+    big = new World({ seed: 22, historyDays: 20, pipelinesPerDay: 8, projects: ['gh/acme/api', 'bb/acme/web'] });
+    bigStart = new Date(big.now().getTime() - 20 * DAY);
     mock = await startMockServer({ world: big, token: TEST_TOKEN });
   });
   afterAll(() => mock.close());
