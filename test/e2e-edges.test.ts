@@ -111,7 +111,7 @@ describe.each([airbyte, singer])('$name stopped by SIGTERM while nobody reads it
   afterEach(async () => mock?.close());
 
   test('three times over: it dies by the signal after a checkpoint of what it completed; the resumed syncs complete the ground truth', async () => {
-    const world = new World({ seed: 59, historyDays: 2, pipelinesPerDay: 40 });
+    const world = new World({ seed: 59, historyDays: 2, pipelinesPerDay: 25 });
     mock = await startMockServer({ world, token: TEST_TOKEN, jobPageSize: 3 });
     const startDate = new Date(world.now().getTime() - 2 * DAY);
     const config = { token: TEST_TOKEN, project_slugs: world.projectSlugs(), start_date: startDate.toISOString(), base_url: mock.baseUrl };
