@@ -104,7 +104,8 @@ export async function* partRows(raw: string, opts: DownloadOptions): AsyncGenera
         return;
       } catch (e) {
         if (signal?.aborted) throw new StoppedError();
-        reason = (e as Error).message.split('\n')[0].slice(0, 200);
+        // node-fetch words some body errors "... while trying to fetch <url>": the URL carries the signature.
+        reason = (e as Error).message.split('\n')[0].replace(/\bhttps?:\/\/\S+/g, partName(url)).slice(0, 200);
       }
     } else if (answer.kind === 'downgrade') {
       throw transientError(`Downloading a usage export part (${partName(url)}) was redirected from https to plain http (${answer.location}); not followed.`, 'redirect from https to http');
