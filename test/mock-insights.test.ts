@@ -7,8 +7,9 @@
 import { startMockServer, type MockOptions, type MockServer } from '../mock/server.js';
 import { World } from '../mock/world.js';
 import { insightsTruth } from '../mock/insightsRoutes.js';
+import { MOCK_TOKEN, allPages, call } from './mock-client.js';
 
-const TOKEN = 'mock-test-token-0123456789';
+const TOKEN = MOCK_TOKEN;
 const DAY = 86_400_000;
 const T0 = new Date('2026-03-01T12:00:00Z');
 const SLUG = 'gh/acme/api';
@@ -29,23 +30,9 @@ async function start(world: World, opts: Partial<MockOptions> = {}): Promise<Moc
 
 async function get(s: MockServer, path: string, query: Record<string, string> = {}): Promise<{ status: number; body: Any }> {
   const q = new URLSearchParams(query).toString();
-  const res = await fetch(`${s.baseUrl}${path}${q ? `?${q}` : ''}`, { headers: { 'Circle-Token': TOKEN } });
-  return { status: res.status, body: await res.json() };
+  return call(s, q ? `${path}?${q}` : path);
 }
 
-async function allPages(s: MockServer, path: string, query: Record<string, string> = {}): Promise<{ items: Any[]; pages: number }> {
-  const items: Any[] = [];
-  let token: string | null = null;
-  let pages = 0;
-  do {
-    const r = await get(s, path, { ...query, ...(token ? { 'page-token': token } : {}) });
-    expect(r.status).toBe(200);
-    items.push(...r.body.items);
-    token = r.body.next_page_token;
-    pages++;
-  } while (token);
-  return { items, pages };
-}
 
 const runsPath = (name: string, slug = SLUG) => `/insights/${slug}/workflows/${encodeURIComponent(name)}`;
 

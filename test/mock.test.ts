@@ -6,8 +6,9 @@
 import { startMockServer, type FaultOptions, type MockOptions, type MockServer } from '../mock/server.js';
 import { World, serviceSlugs, type JobDetailsRecord, type TestItem, type TestRecord, type WorkflowJobItem } from '../mock/world.js';
 import type { Job, Pipeline, Workflow } from '../src/types/records.js';
+import { MOCK_TOKEN, allPages, answerOf, call, type Answer } from './mock-client.js';
 
-const TOKEN = 'mock-test-token-0123456789';
+const TOKEN = MOCK_TOKEN;
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const T0 = new Date('2026-03-01T12:00:00Z');
@@ -16,47 +17,6 @@ const SEC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const APP = 'circleci/8f3c1a2e-4b5d-4c6e-9f70-1a2b3c4d5e6f/0b1c2d3e-4f50-4617-8a9b-c0d1e2f3a4b5';
 
-interface Answer {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-  text: string;
-  headers: Headers;
-}
-
-async function call(server: MockServer, path: string, opts: { token?: string | null; headers?: Record<string, string>; method?: string } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token !== null && !opts.headers) headers['Circle-Token'] = opts.token ?? TOKEN;
-  return answerOf(await fetch(server.baseUrl + path, { method: opts.method ?? 'GET', headers }));
-}
-
-/** A response as the tests read it: status, body parsed if it is JSON, text and headers. */
-async function answerOf(res: Response): Promise<Answer> {
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, body, text, headers: res.headers };
-}
-
-/** Follows next_page_token to the end; fails on anything but 200. */
-async function allPages<T>(server: MockServer, path: string, query: Record<string, string> = {}): Promise<{ items: T[]; pages: number }> {
-  const items: T[] = [];
-  let token: string | null | undefined;
-  let pages = 0;
-  do {
-    const q = new URLSearchParams({ ...query, ...(token ? { 'page-token': token } : {}) }).toString();
-    const r = await call(server, q ? `${path}?${q}` : path);
-    expect(r.status).toBe(200);
-    items.push(...r.body.items);
-    token = r.body.next_page_token;
-    pages++;
-  } while (token);
-  return { items, pages };
-}
 
 const slugPath = (slug: string): string => slug.split('/').map(encodeURIComponent).join('/');
 const byId = <T extends { id: string }>(xs: T[]): T[] => [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
